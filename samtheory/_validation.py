@@ -1,0 +1,67 @@
+"""Checks at the public boundary: each raises ``ValueError`` naming the argument and its value."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+
+def _show(value) -> str:
+    text = np.array2string(np.asarray(value), threshold=6, precision=6) if np.ndim(value) else repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def as_float_array(name: str, value, *, nonnegative: bool = False, positive: bool = False) -> np.ndarray:
+    """``value`` as a float64 array; finite, and >= 0 or > 0 when asked."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number or array of real numbers, got {_show(value)}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite, got {_show(value)}")
+    if positive and not np.all(array > 0):
+        raise ValueError(f"{name} must be > 0, got {_show(value)}")
+    if nonnegative and not np.all(array >= 0):
+        raise ValueError(f"{name} must be >= 0, got {_show(value)}")
+    return array
+
+
+def as_positive_int(name: str, value, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_seed_array(name: str, value) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype.kind not in "iu" or np.any(array < 0):
+        raise ValueError(f"{name} must be a non-negative integer or array of them, got {_show(value)}")
+    return array.astype(np.int64)
+
+
+def as_matrix(name: str, value, *, symmetric: bool = False) -> np.ndarray:
+    try:
+        matrix = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real matrix, got {_show(value)}") from None
+    if matrix.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {matrix.shape}")
+    if not np.all(np.isfinite(matrix)):
+        raise ValueError(f"{name} must be finite, got {_show(value)}")
+    if symmetric:
+        if matrix.shape[0] != matrix.shape[1]:
+            raise ValueError(f"{name} must be square, got shape {matrix.shape}")
+        scale = max(1.0, float(np.max(np.abs(matrix))))
+        asymmetry = float(np.max(np.abs(matrix - matrix.T)))
+        if asymmetry > 1e-12 * scale:
+            raise ValueError(f"{name} must be symmetric, got max |H - H^T| = {asymmetry:.3g}")
+    return matrix
+
+
+def choice(name: str, value, options) -> str:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
+    return value

@@ -1,0 +1,93 @@
+"""Argument types, problem options and output shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+PROBLEMS = ("quadratic", "least-squares", "logistic", "saddle", "factorization")
+
+
+def float_list(text: str) -> list[float]:
+    """'1,10,100' -> [1.0, 10.0, 100.0]; a clear argparse error otherwise."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite comma-separated numbers, got {text!r}")
+    return values
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    return values
+
+
+def add_problem_arguments(parser: argparse.ArgumentParser, default_eigs: str = "1,10,100") -> None:
+    group = parser.add_argument_group("problem")
+    group.add_argument("--problem", choices=PROBLEMS, default="quadratic", help="test problem (default: quadratic)")
+    group.add_argument("--eigs", type=float_list, default=float_list(default_eigs),
+                       help=f"quadratic: Hessian eigenvalues, comma-separated (default: {default_eigs})")
+    group.add_argument("--rotation", type=int, default=None, metavar="SEED",
+                       help="quadratic: rotate the eigenbasis by a random orthogonal matrix drawn from SEED")
+    group.add_argument("--n-samples", type=int, default=200, help="least-squares/logistic: samples (default: 200)")
+    group.add_argument("--dim", type=int, default=10, help="least-squares/logistic: dimension (default: 10)")
+    group.add_argument("--l2", type=float, default=1e-2, help="logistic: L2 regularization (default: 0.01)")
+    group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default: 0)")
+
+
+def problem_from_args(args):
+    from .. import problems
+    from ..datasets import make_least_squares, make_logistic_regression
+
+    if args.problem == "quadratic":
+        return problems.Quadratic(args.eigs, rotation=args.rotation)
+    if args.problem == "least-squares":
+        return make_least_squares(args.n_samples, args.dim, seed=args.data_seed)
+    if args.problem == "logistic":
+        return make_logistic_regression(args.n_samples, args.dim, l2=args.l2, seed=args.data_seed)
+    if args.problem == "saddle":
+        return problems.Saddle()
+    return problems.ScalarFactorization()
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def emit(rows: list[dict], as_json: bool, columns: list[str] | None = None) -> None:
+    """Print rows as JSON (one object for one row, else a list) or as an aligned table."""
+    if as_json:
+        print(json.dumps(rows[0] if len(rows) == 1 else rows, default=_plain))
+        return
+    print(format_table(rows, columns))
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    columns = columns or list(rows[0])
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(columns, widths)), "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

@@ -1,0 +1,36 @@
+"""Synthetic data sets, generated locally and reproducibly (no download)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validation import as_float_array, as_positive_int
+from .problems import LeastSquares, LogisticRegression
+
+__all__ = ["make_least_squares", "make_logistic_regression"]
+
+
+def make_least_squares(n_samples: int = 200, dim: int = 10, *, noise: float = 0.1, seed: int = 0) -> LeastSquares:
+    """A = standard normal (n × d), b = A x_true + noise · N(0, 1); x_true standard normal."""
+    n_samples = as_positive_int("n_samples", n_samples)
+    dim = as_positive_int("dim", dim)
+    noise = float(as_float_array("noise", noise, nonnegative=True))
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n_samples, dim))
+    b = A @ rng.standard_normal(dim) + noise * rng.standard_normal(n_samples)
+    return LeastSquares(A, b)
+
+
+def make_logistic_regression(n_samples: int = 200, dim: int = 10, *, l2: float = 1e-2, label_noise: float = 0.1,
+                             seed: int = 0) -> LogisticRegression:
+    """Gaussian features, labels sign(xᵀw_true) with a fraction ``label_noise`` flipped (not separable)."""
+    n_samples = as_positive_int("n_samples", n_samples)
+    dim = as_positive_int("dim", dim)
+    label_noise = float(as_float_array("label_noise", label_noise, nonnegative=True))
+    if label_noise > 0.5:
+        raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise!r}")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_samples, dim))
+    y = np.where(X @ rng.standard_normal(dim) >= 0, 1.0, -1.0)
+    y[rng.random(n_samples) < label_noise] *= -1
+    return LogisticRegression(X, y, l2=l2)

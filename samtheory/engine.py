@@ -1,0 +1,238 @@
+"""The vectorized NumPy engine: one call runs a whole batch of (η, ρ, seed) configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validation as check
+from .methods import ROTATION_EQUIVARIANT, Step, _row_norm, get_method
+from .problems import Problem, Quadratic
+from .result import BOUNDED, CONVERGED, DIVERGED, History, SimulationResult
+
+__all__ = ["simulate"]
+
+# Rows of a batch simulated together: about 2^15 numbers per array keeps a step's temporaries in L2 cache.
+_CHUNK_ELEMENTS = 1 << 15
+_MINIBATCH_STREAM = 0x5A4D  # second word of the minibatch generator's seed; x0 uses the seed alone
+
+
+def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=None, adaptive: bool = False,
+             truncate: bool = False, batch_size: int | None = None, record_every: int = 0, tol: float = 1e-6,
+             divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
+             progress: bool = False) -> SimulationResult:
+    r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
+
+    ``eta``, ``rho`` and ``seed`` broadcast against each other; their broadcast shape is the batch shape S of
+    every field of the result (e.g. ``eta[:, None]`` and ``rho[None, :]`` give an (η, ρ) grid). ``x0`` is
+    None (a draw of ``problem.initial_point(seed)`` per configuration), a point of shape ``(d,)``, or an array
+    of shape ``S + (d,)``. ``seed`` also fixes the minibatch sequence when ``batch_size`` is set; rows that
+    share a seed share their minibatches (common random numbers), and both gradients of a step use one
+    minibatch.
+
+    Status (see :mod:`samtheory.result`): a configuration is *diverged* at the first step t where ‖g(x_t)‖ is
+    not finite or exceeds ``divergence_factor · max(‖g(x_0)‖, 1)``; it is then frozen at x_t (removed from
+    the working batch). Otherwise it is *converged* if ‖g(x_T)‖ ≤ ``tol · ‖g(x_0)‖`` (full gradient), else
+    *bounded*. With ``record_every = k > 0`` the result carries a :class:`~samtheory.result.History` at steps
+    0, k, 2k, ..., T.
+
+    ``basis``: ``"eigen"`` simulates a :class:`~samtheory.problems.Quadratic` in its eigenbasis (O(d) per
+    step, exact for rotation-equivariant rules, THEORY.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
+    the eigenbasis for built-in non-adaptive rules. Same inputs, same result, bit for bit.
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    name, rule = get_method(method)
+    steps = check.as_positive_int("steps", steps)
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    seed = check.as_seed_array("seed", seed)
+    record_every = check.as_positive_int("record_every", record_every, minimum=0)
+    tol = float(check.as_float_array("tol", tol, positive=True))
+    divergence_factor = float(check.as_float_array("divergence_factor", divergence_factor, positive=True))
+    if divergence_factor <= 1:
+        raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+    check.choice("basis", basis, ("auto", "eigen", "dense"))
+    for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{flag_name} must be True or False, got {flag!r}")
+    try:
+        eta, rho, seed = np.broadcast_arrays(eta, rho, seed)
+    except ValueError:
+        raise ValueError(f"eta, rho and seed must broadcast together, got shapes {np.shape(eta)}, "
+                         f"{np.shape(rho)} and {np.shape(seed)}") from None
+    shape, d = eta.shape, problem.dim
+    n_rows = int(np.prod(shape, dtype=np.int64))
+    if n_rows == 0:
+        raise ValueError(f"the batch is empty: eta, rho and seed broadcast to shape {shape}")
+    if batch_size is not None:
+        if problem.n_samples is None:
+            raise ValueError(f"batch_size must be None for {type(problem).__name__}, which is not a finite sum")
+        batch_size = check.as_positive_int("batch_size", batch_size)
+        if batch_size > problem.n_samples:
+            raise ValueError(f"batch_size must be <= n_samples = {problem.n_samples}, got {batch_size}")
+    if chunk_size is not None:
+        chunk_size = check.as_positive_int("chunk_size", chunk_size)
+
+    seeds = seed.ravel()
+    start = _initial_points(problem, x0, shape, seeds)
+
+    inner, to_inner, from_inner = problem, None, None
+    if isinstance(problem, Quadratic):
+        use_eigen = basis == "eigen" or (basis == "auto" and rule in ROTATION_EQUIVARIANT and not adaptive)
+        if use_eigen and adaptive:
+            raise ValueError("basis='eigen' is exact only for rotation-equivariant rules; adaptive=True is not")
+        if use_eigen:
+            inner, to_inner, from_inner = problem.eigenbasis()
+            start = to_inner(start)
+    elif basis == "eigen":
+        raise ValueError(f"basis='eigen' needs a Quadratic problem, got {type(problem).__name__}")
+
+    options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+    if record_every:
+        options["diagnostics"] = True
+    out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None)
+    if chunk_size is None:
+        chunk_size = max(64, _CHUNK_ELEMENTS // d)
+    groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)] if batch_size else [np.arange(n_rows)]
+    chunks = [rows[i:i + chunk_size] for rows in groups for i in range(0, rows.size, chunk_size)]
+    iterator = chunks
+    if progress:
+        from tqdm.auto import tqdm
+        iterator = tqdm(chunks, desc=f"simulate {name}", unit="chunk", leave=False)
+    with np.errstate(all="ignore"):
+        for rows in iterator:
+            _run_chunk(inner, rule, rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
+                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out)
+        final_x = out.x if from_inner is None else from_inner(out.x)
+    status = np.where(out.diverged_at >= 0, DIVERGED, np.where(out.grad_norm <= tol * out.grad_norm0, CONVERGED, BOUNDED))
+    return SimulationResult(
+        method=name, problem=problem, steps=steps, eta=eta.copy(), rho=rho.copy(), seed=seed.copy(),
+        x=final_x.reshape(shape + (d,)), loss=out.loss.reshape(shape), grad_norm=out.grad_norm.reshape(shape),
+        distance=None if out.distance is None else out.distance.reshape(shape),
+        status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
+        history=out.history(shape), options={**options, "batch_size": batch_size, "basis": basis,
+                                             "divergence_factor": divergence_factor},
+    )
+
+
+def _initial_points(problem, x0, shape, seeds) -> np.ndarray:
+    d = problem.dim
+    if x0 is None:
+        unique, inverse = np.unique(seeds, return_inverse=True)
+        points = np.stack([np.asarray(problem.initial_point(int(s)), dtype=np.float64) for s in unique])
+        return points[inverse.ravel()]
+    x0 = check.as_float_array("x0", x0)
+    if x0.shape == (d,):
+        return np.broadcast_to(x0, (len(seeds), d)).copy()
+    try:
+        return np.broadcast_to(x0, shape + (d,)).reshape(-1, d).copy()
+    except ValueError:
+        raise ValueError(f"x0 must have shape ({d},) or {shape + (d,)}, got {x0.shape}") from None
+
+
+class _Outputs:
+    """Per-row outputs, filled chunk by chunk."""
+
+    def __init__(self, n_rows, d, steps, record_every, with_distance):
+        self.x = np.empty((n_rows, d))
+        self.loss = np.empty(n_rows)
+        self.grad_norm = np.empty(n_rows)
+        self.grad_norm0 = np.empty(n_rows)
+        self.distance = np.empty(n_rows) if with_distance else None
+        self.diverged_at = np.full(n_rows, -1, dtype=np.int64)
+        self.record_every = record_every
+        if record_every:
+            self.record_steps = np.arange(0, steps + 1, record_every)
+            slots = (self.record_steps.size, n_rows)
+            self.h_loss, self.h_grad_norm, self.h_gamma = np.full(slots, np.nan), np.full(slots, np.nan), np.full(slots, np.nan)
+            self.h_ratio = np.full(slots, np.nan)
+            self.h_distance = np.full(slots, np.nan) if with_distance else None
+            self.has_ratio = False
+
+    def record(self, slot, rows, problem, x, grad_norm, step: Step | None):
+        self.h_loss[slot, rows] = problem._loss(x, None)
+        self.h_grad_norm[slot, rows] = grad_norm
+        if self.h_distance is not None:
+            self.h_distance[slot, rows] = problem.distance(x)
+        if step is not None:
+            self.h_gamma[slot, rows] = 1.0 if step.gamma is None else step.gamma
+            if step.ascent_grad_norm is not None:
+                self.has_ratio = True
+                self.h_ratio[slot, rows] = np.divide(step.ascent_grad_norm, step.grad_norm,
+                                                     out=np.ones_like(step.grad_norm), where=step.grad_norm > 0)
+
+    def history(self, shape):
+        if not self.record_every:
+            return None
+        fields = [self.h_loss, self.h_grad_norm, self.h_gamma, self.h_ratio, self.h_distance]
+        for values in fields:
+            if values is not None:
+                _forward_fill(values)
+        # After divergence, the frozen state's values.
+        frozen = (self.diverged_at >= 0)[None, :] & (self.record_steps[:, None] > self.diverged_at[None, :])
+        for values, final in ((self.h_loss, self.loss), (self.h_grad_norm, self.grad_norm), (self.h_distance, self.distance)):
+            if values is not None:
+                np.copyto(values, np.broadcast_to(final, values.shape), where=frozen)
+        reshape = lambda a: None if a is None else a.reshape((a.shape[0],) + shape)  # noqa: E731
+        return History(steps=self.record_steps, loss=reshape(self.h_loss), grad_norm=reshape(self.h_grad_norm),
+                       gamma=reshape(self.h_gamma), ascent_ratio=reshape(self.h_ratio) if self.has_ratio else None,
+                       distance=reshape(self.h_distance))
+
+
+def _forward_fill(values):
+    """Replace NaN entries along axis 0 by the last recorded value (records are NaN only past a freeze)."""
+    for slot in range(1, values.shape[0]):
+        missing = np.isnan(values[slot])
+        values[slot, missing] = values[slot - 1, missing]
+
+
+def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out):
+    full_gradient = problem.gradient_oracle(None)
+    grad_norm0 = _row_norm(full_gradient(x))
+    out.grad_norm0[rows] = grad_norm0
+    threshold = divergence_factor * np.maximum(grad_norm0, 1.0)
+    sampler = np.random.default_rng([seed, _MINIBATCH_STREAM]) if batch_size else None
+    record_every = out.record_every
+    alive, previous = rows, x
+    for t in range(steps):
+        gradient = full_gradient if sampler is None else problem.gradient_oracle(
+            sampler.choice(problem.n_samples, size=batch_size, replace=False))
+        step = rule(x, gradient, eta, rho, **options)
+        if not isinstance(step, Step) or step.grad_norm is None:
+            raise ValueError(f"an update rule must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
+        if record_every and t % record_every == 0:
+            out.record(t // record_every, alive, problem, x, step.grad_norm, step)
+        bad = ~(step.grad_norm <= threshold)
+        if bad.any():
+            _freeze(out, alive[bad], x[bad], previous[bad], t)
+            keep = ~bad
+            alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
+            previous, x = x[keep], step.x[keep]
+            if alive.size == 0:
+                break
+        else:
+            previous, x = x, step.x
+    out.x[alive] = x
+    grad_norm = _row_norm(full_gradient(x))
+    if record_every and steps % record_every == 0:
+        out.record(steps // record_every, alive, problem, x, grad_norm, None)
+    late = ~(grad_norm <= threshold)
+    if late.any():
+        _freeze(out, alive[late], x[late], previous[late], steps)
+    # Final values of every row of the chunk, frozen ones included.
+    finals = out.x[rows]
+    out.loss[rows] = problem._loss(finals, None)
+    out.grad_norm[rows] = _row_norm(full_gradient(finals))
+    if out.distance is not None:
+        out.distance[rows] = problem.distance(finals)
+
+
+def _freeze(out, rows, x, previous, step):
+    """Freeze diverged rows at their last iterate, or the one before where that one is no longer finite."""
+    finite = np.isfinite(x).all(axis=1)
+    out.x[rows] = np.where(finite[:, None], x, previous)
+    out.diverged_at[rows] = step
+
+
+def _take(value, keep):
+    return value[keep] if np.ndim(value) else value

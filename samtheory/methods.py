@@ -1,0 +1,127 @@
+r"""The update rules of THEORY.md section 2, as pure batched functions.
+
+Every rule has the signature ``rule(x, grad, eta, rho, **options) -> Step``:
+
+- ``x``: iterates, shape ``(B, d)``; ``grad``: a callable ``(B, d) -> (B, d)`` evaluating the gradient on the
+  step's minibatch (both gradients of one step see the same minibatch);
+- ``eta``, ``rho``: learning rate and radius, scalars or arrays of shape ``(B, 1)``;
+- options: ``adaptive`` and ``truncate`` (THEORY.md §2) and ``diagnostics`` (compute ‖g(y)‖ even where the
+  rule does not need it). A rule ignores options it has no use for.
+
+A user-defined rule with this signature runs through :func:`samtheory.simulate` like a built-in one.
+
+=========  =====================================  ====================================
+name       ascent point y                         update
+=========  =====================================  ====================================
+``gd``     --                                     x - η g(x)
+``sam``    x + ρ g(x)/‖g(x)‖                      x - η g(y)
+``usam``   x + ρ g(x)                             x - η g(y)
+``ssam``   x + ρ g(x)/‖g(x)‖                      x - η γ g(y),  γ = ‖g(x)‖/‖g(y)‖
+``susam``  x + ρ g(x)                             x - η γ g(y),  γ = ‖g(x)‖/‖g(y)‖
+=========  =====================================  ====================================
+
+References: Foret et al. (2021) for SAM; Andriushchenko & Flammarion (2022) for USAM; Tan et al.,
+arXiv 2401.07250 (JMLR 2025) for StableSAM; Kwon et al. (2021) for the adaptive (ASAM) ascent.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+__all__ = ["Step", "gd", "sam", "usam", "ssam", "susam", "METHODS", "get_method", "sharpness_aware"]
+
+
+class Step(NamedTuple):
+    """What one update returns; every field but ``x`` has shape ``(B,)``.
+
+    ``grad_norm`` is ‖g(x)‖ at the point the step started from (the engine detects divergence with it).
+    ``ascent_grad_norm`` is ‖g(y)‖ (None where not computed), ``gamma`` the renormalization factor
+    (None means 1: the rule does not renormalize).
+    """
+
+    x: np.ndarray
+    grad_norm: np.ndarray
+    ascent_grad_norm: np.ndarray | None = None
+    gamma: np.ndarray | None = None
+
+
+def _row_norm(a: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.einsum("ij,ij->i", a, a))
+
+
+def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float) -> np.ndarray:
+    """numerator / denominator, and ``fallback`` where the denominator is 0 (THEORY.md zero-gradient rule)."""
+    return np.divide(numerator, denominator, out=np.full_like(numerator, fallback), where=denominator > 0)
+
+
+def gd(x, grad, eta, rho=0.0, **options) -> Step:
+    r"""Gradient descent (SGD with a minibatch oracle): x ← x − η g(x). ``rho`` is ignored."""
+    g = grad(x)
+    grad_norm = _row_norm(g)
+    g *= eta
+    return Step(x - g, grad_norm, grad_norm, None)
+
+
+def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, adaptive: bool = False,
+                    truncate: bool = False, diagnostics: bool = False) -> Step:
+    r"""The SAM family in one rule: ascent to y = x + ε, then x ← x − η γ g(y).
+
+    ε = ρ g/‖g‖ (``normalize``) or ρ g; with ``adaptive``, T = |x| and ε = ρ T² g/‖T g‖ or ρ T² g.
+    γ = ‖g(x)‖/‖g(y)‖ (``renormalize``; with ``adaptive`` the norms are weighted, ‖T(x) g(x)‖/‖T(y) g(y)‖),
+    truncated to min(1, γ) with ``truncate``; γ = 1 otherwise. A zero norm gives ε = 0 and γ = 1.
+    """
+    g = grad(x)
+    grad_norm = _row_norm(g)
+    if adaptive:
+        weighted = np.abs(x) * g
+        weighted_norm = _row_norm(weighted)
+        ascent = np.abs(x) * weighted
+        ascent_norm = weighted_norm
+    else:
+        ascent, ascent_norm = g, grad_norm
+    if normalize:
+        scale = _safe_ratio(np.broadcast_to(rho, ascent_norm[:, None].shape).astype(x.dtype), ascent_norm[:, None], 0.0)
+    else:
+        scale = rho
+    y = ascent * scale
+    y += x
+    gy = grad(y)
+    ascent_grad_norm = _row_norm(gy) if (renormalize or diagnostics) else None
+    gamma = None
+    if renormalize:
+        if adaptive:
+            gamma = _safe_ratio(weighted_norm, _row_norm(np.abs(y) * gy), 1.0)
+        else:
+            gamma = _safe_ratio(grad_norm, ascent_grad_norm, 1.0)
+        if truncate:
+            np.minimum(gamma, 1.0, out=gamma)
+        gy *= gamma[:, None]
+    gy *= eta
+    return Step(x - gy, grad_norm, ascent_grad_norm, gamma)
+
+
+sam = partial(sharpness_aware, normalize=True, renormalize=False)
+sam.__doc__ = "SAM (Foret et al. 2021): y = x + ρ g(x)/‖g(x)‖, x ← x − η g(y)."
+usam = partial(sharpness_aware, normalize=False, renormalize=False)
+usam.__doc__ = "Unnormalized SAM (Andriushchenko & Flammarion 2022): y = x + ρ g(x), x ← x − η g(y)."
+ssam = partial(sharpness_aware, normalize=True, renormalize=True)
+ssam.__doc__ = "StableSAM on SAM (Tan et al. 2025): y = x + ρ g/‖g‖, x ← x − η (‖g(x)‖/‖g(y)‖) g(y)."
+susam = partial(sharpness_aware, normalize=False, renormalize=True)
+susam.__doc__ = "StableSAM on USAM (Tan et al. 2025): y = x + ρ g(x), x ← x − η (‖g(x)‖/‖g(y)‖) g(y)."
+
+METHODS: dict[str, Callable[..., Step]] = {"gd": gd, "sam": sam, "usam": usam, "ssam": ssam, "susam": susam}
+
+# The built-in rules that commute with orthogonal changes of basis (THEORY.md O7) when not adaptive.
+ROTATION_EQUIVARIANT = frozenset(METHODS.values())
+
+
+def get_method(method) -> tuple[str, Callable[..., Step]]:
+    """``(name, rule)`` for a method name or a user-defined rule; ``ValueError`` for anything else."""
+    if callable(method):
+        return getattr(method, "__name__", type(method).__name__), method
+    if isinstance(method, str) and method in METHODS:
+        return method, METHODS[method]
+    raise ValueError(f"method must be one of {', '.join(METHODS)} or a callable update rule, got {method!r}")

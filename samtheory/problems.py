@@ -1,0 +1,376 @@
+"""Test problems. Every problem works on a batch of points ``X`` of shape ``(B, d)``.
+
+A problem gives ``loss(X, batch=None)`` of shape ``(B,)``, ``grad(X, batch=None)`` of shape ``(B, d)``,
+smoothness ``beta`` and, where known, strong convexity ``mu``, a ``minimizer`` and the optimal value
+``f_star``. ``batch`` is an array of sample indices (finite-sum problems only); ``None`` means the full sum.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import special, stats
+
+from ._validation import as_float_array, as_matrix, as_positive_int
+
+__all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization"]
+
+GradientOracle = Callable[[np.ndarray], np.ndarray]
+
+
+class Problem:
+    """Base class. Subclasses implement ``_loss(X, batch)`` and ``_grad(X, batch)`` on validated input."""
+
+    dim: int
+    beta: float | None = None
+    mu: float | None = None
+    minimizer: np.ndarray | None = None
+    f_star: float | None = None
+    n_samples: int | None = None  # number of summands of a finite-sum problem; None if deterministic
+    name: str = "problem"
+
+    # -- public, validated -------------------------------------------------------------------------
+    def loss(self, X, batch=None) -> np.ndarray:
+        X, squeeze = self._check_points(X)
+        out = self._loss(X, self._check_batch(batch))
+        return out[0] if squeeze else out
+
+    def grad(self, X, batch=None) -> np.ndarray:
+        X, squeeze = self._check_points(X)
+        out = self._grad(X, self._check_batch(batch))
+        return out[0] if squeeze else out
+
+    def hessian(self, X) -> np.ndarray:
+        """Hessian at each point, shape ``(B, d, d)`` (small problems only)."""
+        X, squeeze = self._check_points(X)
+        out = self._hessian(X)
+        return out[0] if squeeze else out
+
+    def distance(self, X) -> np.ndarray | None:
+        """Distance of each point to the (nearest) minimizer, or None when no minimizer is known."""
+        if self.minimizer is None:
+            return None
+        X, squeeze = self._check_points(X)
+        out = np.linalg.norm(X - self.minimizer, axis=-1)
+        return out[0] if squeeze else out
+
+    def initial_point(self, seed: int = 0) -> np.ndarray:
+        """A reproducible starting point: a standard normal draw from ``seed``."""
+        return np.random.default_rng(seed).standard_normal(self.dim)
+
+    def gradient_oracle(self, batch=None) -> GradientOracle:
+        """The gradient on one fixed minibatch, as a fast callable ``X -> G`` for the engine."""
+        return lambda X: self._grad(X, batch)
+
+    # -- for subclasses --------------------------------------------------------------------------
+    def _loss(self, X, batch):
+        raise NotImplementedError
+
+    def _grad(self, X, batch):
+        raise NotImplementedError
+
+    def _hessian(self, X):
+        raise NotImplementedError(f"{type(self).__name__} has no Hessian")
+
+    def _check_points(self, X):
+        try:
+            X = np.asarray(X, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"X must be a real array of shape (B, {self.dim}) or ({self.dim},)") from None
+        squeeze = X.ndim == 1
+        if squeeze:
+            X = X[None, :]
+        if X.ndim != 2 or X.shape[1] != self.dim:
+            raise ValueError(f"X must have shape (B, {self.dim}) or ({self.dim},), got {X.shape}")
+        return X, squeeze
+
+    def _check_batch(self, batch):
+        if batch is None:
+            return None
+        if self.n_samples is None:
+            raise ValueError(f"batch must be None for {type(self).__name__}, which is not a finite sum")
+        batch = np.asarray(batch)
+        if batch.ndim != 1 or batch.dtype.kind not in "iu" or batch.size == 0:
+            raise ValueError(f"batch must be a non-empty 1-D integer index array, got {batch!r}")
+        if batch.min() < 0 or batch.max() >= self.n_samples:
+            raise ValueError(f"batch indices must lie in [0, {self.n_samples}), got min {batch.min()}, max {batch.max()}")
+        return batch
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+class Quadratic(Problem):
+    r"""f(x) = ½ (x - x*)ᵀ H (x - x*), with H = Q diag(λ) Qᵀ.
+
+    ``rotation`` is None (H diagonal), an orthogonal ``(d, d)`` matrix Q, or an integer seed for a random
+    orthogonal Q (Haar measure). Non-adaptive methods are rotation-equivariant (THEORY.md O7), so the engine
+    simulates a rotated quadratic in its eigenbasis in O(d) per step.
+    """
+
+    name = "quadratic"
+
+    def __init__(self, eigenvalues, rotation=None, minimizer=None):
+        lam = as_float_array("eigenvalues", eigenvalues)
+        if lam.ndim != 1 or lam.size == 0:
+            raise ValueError(f"eigenvalues must be a non-empty 1-D array, got shape {lam.shape}")
+        self.eigenvalues = lam
+        self.dim = lam.size
+        if rotation is None:
+            self.eigenvectors = None
+        elif isinstance(rotation, (int, np.integer)) and not isinstance(rotation, bool):
+            self.eigenvectors = stats.ortho_group.rvs(self.dim, random_state=int(rotation)) if self.dim > 1 else np.ones((1, 1))
+        else:
+            Q = as_matrix("rotation", rotation)
+            if Q.shape != (self.dim, self.dim):
+                raise ValueError(f"rotation must have shape ({self.dim}, {self.dim}), got {Q.shape}")
+            error = float(np.max(np.abs(Q.T @ Q - np.eye(self.dim))))
+            if error > 1e-10:
+                raise ValueError(f"rotation must be orthogonal, got max |QᵀQ - I| = {error:.3g}")
+            self.eigenvectors = Q
+        center = np.zeros(self.dim) if minimizer is None else as_float_array("minimizer", minimizer)
+        if center.shape != (self.dim,):
+            raise ValueError(f"minimizer must have shape ({self.dim},), got {center.shape}")
+        self.center = center
+        self.beta = float(np.max(np.abs(lam)))
+        self.mu = float(np.min(lam))
+        convex = self.mu >= 0
+        self.minimizer = center if convex else None
+        self.f_star = 0.0 if convex else None
+        self._H = None
+
+    @classmethod
+    def from_matrix(cls, H, minimizer=None) -> "Quadratic":
+        """The quadratic of a dense symmetric matrix ``H`` (its eigendecomposition is computed once)."""
+        H = as_matrix("H", H, symmetric=True)
+        H = (H + H.T) / 2
+        lam, Q = np.linalg.eigh(H)
+        problem = cls(lam, rotation=Q, minimizer=minimizer)
+        problem._H = H
+        return problem
+
+    @property
+    def hessian_matrix(self) -> np.ndarray:
+        if self._H is None:
+            Q = self.eigenvectors
+            self._H = np.diag(self.eigenvalues) if Q is None else (Q * self.eigenvalues) @ Q.T
+        return self._H
+
+    @property
+    def is_diagonal(self) -> bool:
+        return self.eigenvectors is None
+
+    def eigenbasis(self):
+        """``(diagonal_problem, to_eigen, from_eigen)``: the same quadratic in coordinates z = Qᵀ(x - x*)."""
+        Q, c = self.eigenvectors, self.center
+        if Q is None and not np.any(c):
+            identity = lambda X: X  # noqa: E731
+            return self, identity, identity
+        diagonal = Quadratic(self.eigenvalues)
+        if Q is None:
+            return diagonal, (lambda X: X - c), (lambda Z: Z + c)
+        return diagonal, (lambda X: (X - c) @ Q), (lambda Z: Z @ Q.T + c)
+
+    def _shifted(self, X):
+        return X - self.center if np.any(self.center) else X
+
+    def _loss(self, X, batch):
+        Z = self._shifted(X)
+        if self.eigenvectors is None:
+            return 0.5 * np.einsum("bi,bi,i->b", Z, Z, self.eigenvalues)
+        return 0.5 * np.einsum("bi,bi->b", Z @ self.hessian_matrix, Z)
+
+    def _grad(self, X, batch):
+        Z = self._shifted(X)
+        if self.eigenvectors is None:
+            return Z * self.eigenvalues
+        return Z @ self.hessian_matrix
+
+    def _hessian(self, X):
+        return np.broadcast_to(self.hessian_matrix, (X.shape[0], self.dim, self.dim)).copy()
+
+    def initial_point(self, seed: int = 0) -> np.ndarray:
+        return self.center + np.random.default_rng(seed).standard_normal(self.dim)
+
+    def __repr__(self):
+        lam = np.array2string(self.eigenvalues, threshold=6, precision=4)
+        rotated = "" if self.eigenvectors is None else ", rotated"
+        return f"Quadratic(eigenvalues={lam}{rotated})"
+
+
+class _FiniteSum(Problem):
+    """Shared checks for problems f(x) = (1/n) Σ_i f_i(x) built from a data matrix."""
+
+    def _rows(self, batch):
+        if batch is None:
+            return self.features, self.targets
+        return self.features[batch], self.targets[batch]
+
+
+class LeastSquares(_FiniteSum):
+    r"""f(x) = (1/2n) ‖A x - b‖², minibatch f_S(x) = (1/2|S|) ‖A_S x - b_S‖²."""
+
+    name = "least_squares"
+
+    def __init__(self, A, b):
+        A = as_matrix("A", A)
+        b = as_float_array("b", b)
+        if b.shape != (A.shape[0],):
+            raise ValueError(f"b must have shape ({A.shape[0]},) to match A of shape {A.shape}, got {b.shape}")
+        self.features, self.targets = A, b
+        self.n_samples, self.dim = A.shape
+        curvature = np.linalg.eigvalsh(A.T @ A / self.n_samples)
+        self.beta = float(curvature[-1])
+        self.mu = float(max(curvature[0], 0.0))
+        self.minimizer = np.linalg.lstsq(A, b, rcond=None)[0]
+        self.f_star = float(0.5 * np.mean((A @ self.minimizer - b) ** 2))
+
+    @property
+    def A(self):
+        return self.features
+
+    @property
+    def b(self):
+        return self.targets
+
+    def _loss(self, X, batch):
+        A, b = self._rows(batch)
+        residual = X @ A.T - b
+        return 0.5 * np.mean(residual * residual, axis=1)
+
+    def _grad(self, X, batch):
+        A, b = self._rows(batch)
+        return (X @ A.T - b) @ A / A.shape[0]
+
+    def _hessian(self, X):
+        H = self.features.T @ self.features / self.n_samples
+        return np.broadcast_to(H, (X.shape[0], self.dim, self.dim)).copy()
+
+
+class LogisticRegression(_FiniteSum):
+    r"""f(w) = (1/n) Σ_i log(1 + exp(-y_i x_iᵀ w)) + (l2/2) ‖w‖², labels y in {0, 1} or {-1, 1}.
+
+    β = ‖X‖₂² / (4n) + l2 and μ = l2. The minimizer is not known in closed form (None); the convex module
+    computes it with CVXPY.
+    """
+
+    name = "logistic"
+
+    def __init__(self, X, y, l2: float = 0.0):
+        X = as_matrix("X", X)
+        y = as_float_array("y", y)
+        if y.shape != (X.shape[0],):
+            raise ValueError(f"y must have shape ({X.shape[0]},) to match X of shape {X.shape}, got {y.shape}")
+        labels = set(np.unique(y).tolist())
+        if labels <= {0.0, 1.0}:
+            y = 2.0 * y - 1.0
+        elif not labels <= {-1.0, 1.0}:
+            raise ValueError(f"y must take values in {{0, 1}} or {{-1, 1}}, got values {sorted(labels)[:6]}")
+        self.l2 = float(as_float_array("l2", l2, nonnegative=True))
+        self.features, self.targets = X, y
+        self.n_samples, self.dim = X.shape
+        self.beta = float(np.linalg.norm(X, 2) ** 2 / (4 * self.n_samples) + self.l2)
+        self.mu = self.l2
+
+    def _loss(self, W, batch):
+        X, y = self._rows(batch)
+        margins = (W @ X.T) * y
+        out = np.mean(np.logaddexp(0.0, -margins), axis=1)
+        return out + 0.5 * self.l2 * np.einsum("bi,bi->b", W, W) if self.l2 else out
+
+    def _grad(self, W, batch):
+        X, y = self._rows(batch)
+        weights = special.expit(-(W @ X.T) * y) * y
+        out = -(weights @ X) / X.shape[0]
+        return out + self.l2 * W if self.l2 else out
+
+    def _hessian(self, W):
+        X = self.features
+        p = special.expit(W @ X.T)
+        curvature = np.einsum("bn,ni,nj->bij", p * (1 - p), X, X) / self.n_samples
+        return curvature + self.l2 * np.eye(self.dim)
+
+
+class Saddle(Problem):
+    r"""f(x, y) = (a/2) x² - (b/2) y² + (c/4) y⁴: a strict saddle at the origin, minima at (0, ±√(b/c)).
+
+    The Hessian at the saddle is diag(a, -b); at the minima diag(a, 2b). The quartic term makes f not
+    globally smooth, so ``beta`` is None.
+    """
+
+    name = "saddle"
+    dim = 2
+
+    def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 1.0):
+        self.a = float(as_float_array("a", a, positive=True))
+        self.b = float(as_float_array("b", b, positive=True))
+        self.c = float(as_float_array("c", c, positive=True))
+        self.minima = np.array([[0.0, np.sqrt(self.b / self.c)], [0.0, -np.sqrt(self.b / self.c)]])
+        self.f_star = -self.b**2 / (4 * self.c)
+        self.beta = None
+        self.mu = None
+
+    def distance(self, X):
+        X, squeeze = self._check_points(X)
+        out = np.min(np.linalg.norm(X[:, None, :] - self.minima[None], axis=-1), axis=1)
+        return out[0] if squeeze else out
+
+    def _loss(self, X, batch):
+        x, y = X[:, 0], X[:, 1]
+        return 0.5 * self.a * x * x - 0.5 * self.b * y * y + 0.25 * self.c * y**4
+
+    def _grad(self, X, batch):
+        x, y = X[:, 0], X[:, 1]
+        return np.stack([self.a * x, -self.b * y + self.c * y**3], axis=1)
+
+    def _hessian(self, X):
+        out = np.zeros((X.shape[0], 2, 2))
+        out[:, 0, 0] = self.a
+        out[:, 1, 1] = -self.b + 3 * self.c * X[:, 1] ** 2
+        return out
+
+    def initial_point(self, seed: int = 0) -> np.ndarray:
+        """A point near the saddle, mostly along its stable direction."""
+        rng = np.random.default_rng(seed)
+        return np.array([1.0, 1e-3]) * rng.uniform(0.5, 1.0, size=2) * rng.choice([-1.0, 1.0], size=2)
+
+    def __repr__(self):
+        return f"Saddle(a={self.a:g}, b={self.b:g}, c={self.c:g})"
+
+
+class ScalarFactorization(Problem):
+    r"""f(u, v) = ½ (u v - t)²: non-convex, minima on the hyperbola u v = t with sharpness u² + v².
+
+    A minimal model whose sharpness changes during training (edge-of-stability experiments, THEORY.md O12).
+    """
+
+    name = "factorization"
+    dim = 2
+
+    def __init__(self, target: float = 1.0):
+        self.target = float(as_float_array("target", target, positive=True))
+        self.f_star = 0.0
+
+    def sharpness(self, X) -> np.ndarray:
+        """Largest Hessian eigenvalue at each point."""
+        return np.linalg.eigvalsh(self.hessian(np.atleast_2d(X)))[:, -1]
+
+    def _loss(self, X, batch):
+        r = X[:, 0] * X[:, 1] - self.target
+        return 0.5 * r * r
+
+    def _grad(self, X, batch):
+        r = X[:, 0] * X[:, 1] - self.target
+        return np.stack([r * X[:, 1], r * X[:, 0]], axis=1)
+
+    def _hessian(self, X):
+        u, v = X[:, 0], X[:, 1]
+        out = np.empty((X.shape[0], 2, 2))
+        out[:, 0, 0] = v * v
+        out[:, 1, 1] = u * u
+        out[:, 0, 1] = out[:, 1, 0] = 2 * u * v - self.target
+        return out
+
+    def __repr__(self):
+        return f"ScalarFactorization(target={self.target:g})"

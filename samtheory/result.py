@@ -1,0 +1,106 @@
+"""The result of :func:`samtheory.simulate`: arrays over the batch shape, scipy.optimize style."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "History", "SimulationResult"]
+
+#: ``status`` codes. CONVERGED: ‖g(x_T)‖ ≤ tol · ‖g(x_0)‖. BOUNDED: finite and never past the divergence
+#: threshold, but not converged (e.g. SAM's 2-cycle). DIVERGED: ‖g(x_t)‖ passed the divergence threshold
+#: or stopped being finite at step ``diverged_at``; the configuration was frozen there.
+CONVERGED, BOUNDED, DIVERGED = 0, 1, 2
+STATUS_NAMES = ("converged", "bounded", "diverged")
+
+
+@dataclass
+class History:
+    """Diagnostics recorded every ``record_every`` steps; each field has shape ``(len(steps), *batch_shape)``.
+
+    After a configuration diverges its entries hold the frozen values. ``gamma`` is the renormalization
+    factor (1 for rules that do not renormalize); ``ascent_ratio`` is ‖g(y)‖/‖g(x)‖ (None when the rule did
+    not compute ‖g(y)‖); ``distance`` is ‖x − x*‖ (None when no minimizer is known). At a recorded step t,
+    ``gamma`` and ``ascent_ratio`` describe the update from x_t (the last record, at step T, has none: its
+    entries repeat step T − 1's).
+    """
+
+    steps: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    gamma: np.ndarray
+    ascent_ratio: np.ndarray | None
+    distance: np.ndarray | None
+
+
+@dataclass
+class SimulationResult:
+    """Final state of every configuration of a batch. Array fields have the batch shape ``shape``."""
+
+    method: str
+    problem: object
+    steps: int
+    eta: np.ndarray
+    rho: np.ndarray
+    seed: np.ndarray
+    x: np.ndarray  # shape (*shape, d)
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    distance: np.ndarray | None
+    status: np.ndarray
+    diverged_at: np.ndarray  # step of detection; -1 where the configuration did not diverge
+    tol: float
+    history: History | None = None
+    options: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple:
+        return self.status.shape
+
+    @property
+    def converged(self) -> np.ndarray:
+        return self.status == CONVERGED
+
+    @property
+    def bounded(self) -> np.ndarray:
+        return self.status == BOUNDED
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.status == DIVERGED
+
+    @property
+    def status_name(self) -> np.ndarray:
+        return np.asarray(STATUS_NAMES)[self.status]
+
+    @property
+    def suboptimality(self) -> np.ndarray | None:
+        """f(x_T) − f*, where f* is known."""
+        f_star = getattr(self.problem, "f_star", None)
+        return None if f_star is None else self.loss - f_star
+
+    def to_records(self) -> list[dict]:
+        """One plain dict per configuration (row-major over the batch shape), JSON-ready."""
+        distance = None if self.distance is None else self.distance.ravel()
+        records = []
+        for i, (eta, rho, seed, status, loss, gnorm, step) in enumerate(zip(
+                self.eta.ravel(), self.rho.ravel(), self.seed.ravel(), self.status.ravel(),
+                self.loss.ravel(), self.grad_norm.ravel(), self.diverged_at.ravel())):
+            records.append({
+                "method": self.method,
+                "eta": float(eta),
+                "rho": float(rho),
+                "seed": int(seed),
+                "status": STATUS_NAMES[status],
+                "final_loss": float(loss),
+                "final_grad_norm": float(gnorm),
+                "final_distance": None if distance is None else float(distance[i]),
+                "diverged_at": None if step < 0 else int(step),
+                "steps": self.steps,
+            })
+        return records
+
+    def __repr__(self):
+        counts = ", ".join(f"{name}={int(np.sum(self.status == code))}" for code, name in enumerate(STATUS_NAMES))
+        return f"SimulationResult(method={self.method!r}, shape={self.shape}, steps={self.steps}, {counts})"
