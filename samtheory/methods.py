@@ -49,7 +49,18 @@ class Step(NamedTuple):
 
 
 def _row_norm(a: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.einsum("ij,ij->i", a, a))
+    """Euclidean norm of each row. The fast sum of squares under- or overflows for norms outside about
+    [1e-135, 1e135]; those rows (rare: near a minimizer or diverging) are recomputed with scaling."""
+    squares = np.einsum("ij,ij->i", a, a)
+    norm = np.sqrt(squares)
+    extreme = ~((squares > 1e-270) & (squares < 1e270))
+    if extreme.any():
+        rows = a[extreme]
+        scale = np.max(np.abs(rows), axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = np.where(scale > 0, rows / scale, 0.0)
+        norm[extreme] = scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+    return norm
 
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float) -> np.ndarray:
@@ -83,10 +94,14 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     else:
         ascent, ascent_norm = g, grad_norm
     if normalize:
-        scale = _safe_ratio(np.broadcast_to(rho, ascent_norm[:, None].shape).astype(x.dtype), ascent_norm[:, None], 0.0)
+        rho_column = np.broadcast_to(rho, ascent_norm[:, None].shape)
+        scale = _safe_ratio(rho_column.astype(x.dtype), ascent_norm[:, None], 0.0)
+        y = ascent * scale
+        tiny = (ascent_norm > 0) & (ascent_norm < 1e-290)
+        if tiny.any():  # ρ/‖g‖ would overflow: normalize first, then scale (rare, near a minimizer)
+            y[tiny] = rho_column[tiny] * (ascent[tiny] / ascent_norm[tiny, None])
     else:
-        scale = rho
-    y = ascent * scale
+        y = ascent * rho
     y += x
     gy = grad(y)
     ascent_grad_norm = _row_norm(gy) if (renormalize or diagnostics) else None

@@ -1,0 +1,512 @@
+r"""What the interactive explorer (``experiments/explorer.py``) computes and draws; no marimo in here.
+
+The explorer runs the five update rules of THEORY.md §2 on a diagonal quadratic f(x) = ½ Σ λ_i x_i² with
+λ_1 ≥ λ_2 ≥ … (so coordinate i is the eigen-direction u_i), and shows
+
+- the trajectories, projected on span(u_1, u_2), over the contours of f there (:func:`trajectory_figure`);
+- f(x_t) and the renormalization factor γ_t against t (:func:`curves_figure`);
+- the (η, ρ) regime map of each method with the analytic boundaries of O1/O2 (:func:`regime_figure`);
+- the closed forms of THEORY.md O1–O4 with the current numbers substituted, beside what was measured
+  (:func:`explanation`).
+
+Trajectories run through :func:`samtheory.simulate` with a recording wrapper around the method's rule, so
+divergence detection, the status and the history are the engine's own. The closed forms come from
+:mod:`samtheory.stability`.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from PIL import Image
+
+import samtheory as st
+from samtheory import _validation as check
+from samtheory import plotting, stability
+
+# Display order: each unstable method beside its StableSAM version.
+METHOD_NAMES = ("gd", "usam", "susam", "sam", "ssam")
+DEFAULT_METHODS = ("usam", "susam", "sam", "ssam")
+LABELS = plotting.METHOD_LABELS
+COLORS = plotting.METHOD_COLORS
+LONG_LABELS = {**LABELS, "ssam": "SSAM (StableSAM on SAM)", "susam": "SUSAM (StableSAM on USAM)"}
+RENORMALIZED = ("ssam", "susam")
+
+# Slider values: readable numbers, about 14 per decade.
+_MANTISSAS = (1, 1.2, 1.5, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9)
+ETA_VALUES = tuple(round(m * 10.0 ** e, 6) for e in range(-4, 0) for m in _MANTISSAS) + (1.0,)
+RHO_VALUES = (0.0,) + tuple(round(m * 10.0 ** e, 6) for e in range(-3, 0) for m in _MANTISSAS) + (1.0, 1.5, 2.0)
+LAM_MAX_VALUES = tuple(round(m * 10.0 ** e, 6) for e in range(-1, 3) for m in _MANTISSAS) + (1000.0,)
+CONDITION_VALUES = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+
+# Regime-map grid: η log-spaced around GD's limit 2/λ_max, ρ linear from 0.
+MAP_ETA_POINTS, MAP_RHO_POINTS = 56, 36
+PNG_DPI = 100
+
+
+def ordered_methods(methods) -> tuple[str, ...]:
+    """The chosen method names in display order (``ValueError`` for an unknown name)."""
+    chosen = set(methods)
+    unknown = sorted(chosen - set(METHOD_NAMES))
+    if unknown:
+        raise ValueError(f"methods must be among {', '.join(METHOD_NAMES)}, got {', '.join(map(repr, unknown))}")
+    return tuple(name for name in METHOD_NAMES if name in chosen)
+
+
+def spectrum(lam_max: float, condition_number: float, dim: int, eigenvalues: str = "") -> np.ndarray:
+    """The eigenvalues, largest first: ``eigenvalues`` (comma-separated) if given, else ``dim`` values
+    log-spaced from ``lam_max / condition_number`` to ``lam_max``."""
+    if eigenvalues is not None and str(eigenvalues).strip():
+        try:
+            values = [float(v) for v in str(eigenvalues).replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            raise ValueError(f"eigenvalues must be comma-separated numbers, got {eigenvalues!r}") from None
+        lam = check.as_float_array("eigenvalues", values, positive=True)
+        if lam.size < 2:
+            raise ValueError(f"eigenvalues must hold at least 2 values (the plot shows 2 directions), got {eigenvalues!r}")
+        return np.sort(lam)[::-1]
+    lam_max = float(check.as_float_array("lam_max", lam_max, positive=True))
+    condition_number = float(check.as_float_array("condition_number", condition_number, positive=True))
+    if condition_number < 1:
+        raise ValueError(f"condition_number must be >= 1, got {condition_number!r}")
+    dim = check.as_positive_int("dim", dim, minimum=2)
+    return np.geomspace(lam_max, lam_max / condition_number, dim)
+
+
+def initial_point(dim: int, along_u1: float, along_u2: float, others: float = 1.0) -> np.ndarray:
+    """x_0 with coordinates ``along_u1``, ``along_u2`` on the two sharpest directions and ``others`` on the rest."""
+    dim = check.as_positive_int("dim", dim, minimum=2)
+    coordinates = check.as_float_array("x0", [along_u1, along_u2, others])
+    x0 = np.full(dim, coordinates[2])
+    x0[:2] = coordinates[:2]
+    return x0
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One run: iterates ``points`` (n + 1, d), x_0 … x_n (n = steps, or the step where divergence was
+    detected), and the engine's per-step ``loss`` (at x_0 … x_n), ``gamma`` and ``grad_norm`` (γ_t and ‖g(x_t)‖
+    of the update from x_t, t < n)."""
+
+    method: str
+    eta: float
+    rho: float
+    points: np.ndarray
+    steps: np.ndarray
+    loss: np.ndarray
+    gamma: np.ndarray
+    grad_norm: np.ndarray
+    status: str
+    diverged_at: int | None
+    final_grad_norm: float
+
+
+def run_trajectory(problem: st.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
+                   adaptive: bool = False, truncate: bool = False) -> Trajectory:
+    """Run ``method`` once through :func:`samtheory.simulate`, keeping every iterate."""
+    name, rule = st.get_method(method)
+    iterates = []
+
+    def recorded(x, grad, eta, rho, **options):
+        iterates.append(x[0].copy())
+        return rule(x, grad, eta, rho, **options)
+
+    result = st.simulate(problem, recorded, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
+                         record_every=1)
+    diverged_at = int(result.diverged_at)
+    if diverged_at < 0:
+        iterates.append(result.x.copy())
+        n = steps
+    else:
+        n = diverged_at
+    history = result.history
+    return Trajectory(method=name, eta=float(eta), rho=float(rho), points=np.array(iterates[:n + 1]),
+                      steps=history.steps[:n + 1], loss=history.loss[:n + 1], gamma=history.gamma[:n],
+                      grad_norm=history.grad_norm[:n],
+                      status=str(result.status_name), diverged_at=None if diverged_at < 0 else diverged_at,
+                      final_grad_norm=float(result.grad_norm))
+
+
+def run_all(problem, methods, eta, rho, *, steps, x0, adaptive=False, truncate=False) -> list[Trajectory]:
+    return [run_trajectory(problem, m, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate)
+            for m in methods]
+
+
+def _covering_power_of_two(base: float, value: float, above: bool) -> float:
+    """base · 2^k for the smallest k ≥ 0 with the result ≥ value (``above``) or ≤ value (below)."""
+    ratio = value / base if above else base / value
+    k = max(0, int(np.ceil(np.log2(ratio)))) if ratio > 0 else 0
+    return base * 2.0 ** k if above else base / 2.0 ** k
+
+
+def map_axes(lam_max: float, eta: float, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """The regime map's η axis (log) and ρ axis (linear): around GD's limit 2/λ_max and ρ ∈ [0, 2/λ_max],
+    widened by powers of 2 until they contain the current (η, ρ) (so small moves reuse the cached map)."""
+    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
+    eta_low = _covering_power_of_two(eta_gd / 32, eta / 1.2, above=False)
+    eta_high = _covering_power_of_two(1.5 * eta_gd, eta * 1.2, above=True)
+    rho_high = _covering_power_of_two(2 / lam_max, rho * 1.1, above=True)
+    return np.geomspace(eta_low, eta_high, MAP_ETA_POINTS), np.linspace(0.0, rho_high, MAP_RHO_POINTS)
+
+
+@lru_cache(maxsize=64)
+def _regime_status(eigenvalues: tuple, method: str, eta_axis: tuple, rho_axis: tuple, steps: int, x0: tuple,
+                   adaptive: bool, truncate: bool) -> np.ndarray:
+    problem = st.Quadratic(np.array(eigenvalues))
+    regimes = stability.regime_map(problem, method, np.array(eta_axis), np.array(rho_axis), steps=steps,
+                                   x0=np.array(x0), adaptive=adaptive, truncate=truncate)
+    status = np.asarray(regimes.status)
+    status.setflags(write=False)
+    return status
+
+
+def regime_status(problem: st.Quadratic, method: str, eta_axis, rho_axis, *, steps: int, x0,
+                  adaptive: bool = False, truncate: bool = False) -> np.ndarray:
+    """Status codes (len(eta_axis), len(rho_axis)) of ``method`` over the grid (cached per setting)."""
+    return _regime_status(tuple(problem.eigenvalues.tolist()), method, tuple(np.asarray(eta_axis).tolist()),
+                          tuple(np.asarray(rho_axis).tolist()), int(steps), tuple(np.asarray(x0).tolist()),
+                          bool(adaptive), bool(truncate))
+
+
+# ---------------------------------------------------------------------------------------------- explanation
+
+def _f(value: float, digits: int = 3) -> str:
+    return f"{float(value):.{digits}g}"
+
+
+def _relation(value: float, limit: float = 2.0) -> str:
+    return "<" if value < limit else ("=" if value == limit else ">")
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One method's closed form at the current numbers (``reason``), what it predicts (``converges``,
+    ``bounded``, ``diverges`` or None where THEORY.md has no statement), what was measured, and whether the
+    two agree (None: no prediction, or stable but not yet within the convergence tolerance)."""
+
+    method: str
+    reason: str
+    prediction: str | None
+    measured: str
+    agrees: bool | None
+
+
+def _measured_status(trajectory: Trajectory) -> str:
+    if trajectory.status == "diverged":
+        return f"diverged at step {trajectory.diverged_at}"
+    if trajectory.status == "converged":
+        return "converged"
+    return f"bounded (‖g(x_T)‖ = {_f(trajectory.final_grad_norm)})"
+
+
+def _agreement(prediction: str | None, trajectory: Trajectory) -> bool | None:
+    status = trajectory.status
+    if prediction is None:
+        return None
+    if prediction == "diverges":
+        return status == "diverged"
+    if prediction == "converges":
+        return None if status == "bounded" else status == "converged"
+    if prediction == "bounded":  # O3 (SAM): bounded and not convergent
+        return status == "bounded"
+    return status != "diverged"  # "nondivergent" (O5 for SSAM)
+
+
+def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = False) -> Explanation:
+    """The relevant closed form of THEORY.md O1–O5 for ``trajectory``'s method at its (η, ρ), and the verdict."""
+    lam = problem.eigenvalues
+    lam_max, lam_min = float(lam[0]), float(lam[-1])
+    eta, rho, method = trajectory.eta, trajectory.rho, trajectory.method
+    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
+    measured = _measured_status(trajectory)
+    if adaptive and method != "gd":
+        reason = "adaptive (ASAM) ascent: O2–O4 are for the plain ascent, so no closed form applies"
+        prediction = None
+    elif method == "gd" or (method == "sam" and rho == 0):
+        product = eta * lam_max
+        prediction = {"<": "converges", "=": "bounded", ">": "diverges"}[_relation(product)]
+        prefix = "" if method == "gd" else "ρ = 0 makes SAM GD; "
+        reason = (f"{prefix}{'stable' if product < 2 else 'unstable'} because ηλ_max = {_f(eta)}·{_f(lam_max)} = "
+                  f"{_f(product)} {_relation(product)} 2 (O1: η < 2/λ_max = {_f(eta_gd)})")
+    elif method == "usam":
+        product = eta * lam_max * (1 + rho * lam_max)
+        prediction = {"<": "converges", "=": "bounded", ">": "diverges"}[_relation(product)]
+        reason = (f"{'stable' if product < 2 else 'unstable'} because ηλ_max(1 + ρλ_max) = {_f(eta)}·{_f(lam_max)}·"
+                  f"(1 + {_f(rho)}·{_f(lam_max)}) = {_f(product)} {_relation(product)} 2 (O2: η_c = "
+                  f"{_f(stability.usam_critical_learning_rate(lam_max, rho))}; at this (η, ρ) the sharpest stable "
+                  f"λ is λ* = {_f(stability.usam_max_stable_sharpness(eta, rho))})")
+    elif method == "sam":
+        product = eta * lam_max
+        if product < 2:
+            prediction = "bounded"
+            amplitude = float(stability.sam_cycle_amplitude(eta, rho, lam_max))
+            reason = (f"bounded, not convergent: ηλ_max = {_f(product)} < 2 and ρ > 0, so it approaches the 2-cycle "
+                      f"±a·u₁ with a = ηρλ₁/(2 − ηλ₁) = {_f(amplitude, 4)} (O3)")
+            if trajectory.status == "bounded" and len(trajectory.points) >= 2:
+                grad_norm = trajectory.final_grad_norm
+                measured += (f"; |x_T·u₁| = {_f(np.mean(np.abs(trajectory.points[-2:, 0])), 4)}, "
+                             f"λ_edge(η, ρ, ‖g(x_T)‖) = {_f(stability.sam_edge(eta, rho, grad_norm), 4)} "
+                             f"vs λ₁ = {_f(lam_max, 4)}")
+        else:
+            prediction = None
+            reason = f"ηλ_max = {_f(product)} ≥ 2: outside O3, which covers η < 2/λ_max = {_f(eta_gd)}"
+    else:  # ssam, susam
+        lower, upper = gamma_bounds(problem, method, rho, trajectory.grad_norm)
+        if method == "susam":
+            bound = f"γ ∈ [1/(1 + ρλ_max), 1/(1 + ρλ_min)] = [{_f(lower[0])}, {_f(upper[0])}]"
+            claim, prediction_text = "converges", "convergent"
+        else:
+            bound = "γ_t ∈ [1/(1 + ρλ_max/‖g(x_t)‖), 1/(1 + ρλ_min/‖g(x_t)‖)]"
+            claim, prediction_text = "nondivergent", "bounded"
+        prediction = claim if eta < eta_gd else None
+        reason = (f"steps of length η‖g(x_t)‖ with {bound} (O4); the paper's claim (O5): {prediction_text} up to "
+                  f"about 2/λ_max = {_f(eta_gd)}, and η = {_f(eta / eta_gd)}·2/λ_max")
+        gamma = trajectory.gamma
+        if gamma.size:
+            # γ is a ratio of two float64 norms: 1e-12 relative slack at the bounds.
+            inside = int(np.sum((gamma >= lower * (1 - 1e-12)) & (gamma <= upper * (1 + 1e-12))))
+            measured += (f"; γ_t ∈ [{_f(np.min(gamma))}, {_f(np.max(gamma))}], within O4's bound at {inside} of "
+                         f"{gamma.size} steps")
+    return Explanation(method, reason, prediction, measured, _agreement(prediction, trajectory))
+
+
+def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adaptive: bool = False) -> str:
+    """A Markdown table: per method, the closed form with the current numbers, and what was measured."""
+    if not trajectories:
+        return "Choose at least one method."
+    lam = problem.eigenvalues
+    first = trajectories[0]
+    spectrum_text = ", ".join(_f(v) for v in lam[:6]) + (", …" if lam.size > 6 else "")
+    lines = [f"λ = ({spectrum_text}) (d = {lam.size}), η = {_f(first.eta)}, ρ = {_f(first.rho)}, "
+             f"{len(first.steps) - 1 if first.diverged_at is None else 'up to ' + str(first.diverged_at)} steps.",
+             "", "| method | why (closed form, current numbers) | measured | |", "|---|---|---|---|"]
+    marks = {True: "✓ agrees", False: "**✗ disagrees**", None: "–"}
+    for trajectory in trajectories:
+        item = explain(problem, trajectory, adaptive=adaptive)
+        mark = marks[item.agrees]
+        if item.agrees is None and item.prediction == "converges" and trajectory.status == "bounded":
+            mark = "stable, not yet converged"
+        lines.append(f"| **{LABELS[item.method]}** | {item.reason} | {item.measured} | {mark} |")
+    return "\n".join(lines)
+
+
+def gamma_bounds(problem: st.Quadratic, method: str, rho: float, grad_norm) -> tuple[np.ndarray, np.ndarray]:
+    """O4's bounds on γ for ``method`` at points with gradient norms ``grad_norm`` (``susam``: constant)."""
+    grad_norm = np.atleast_1d(np.asarray(grad_norm, dtype=float))
+    bounds = stability.renormalization_bounds(method, problem.eigenvalues, rho, grad_norm=grad_norm)
+    shape = grad_norm.shape
+    return np.broadcast_to(bounds.lower, shape), np.broadcast_to(bounds.upper, shape)
+
+
+# -------------------------------------------------------------------------------------------------- figures
+# Each view is a Scene: its static part (axes, contours, regime colours, boundaries, legend) is drawn once
+# per setting and cached; moving η or ρ only blits the moving artists over it, which keeps an update fast.
+
+class Scene:
+    """A figure whose static part is rendered once; :meth:`render` draws the moving artists over it."""
+
+    def __init__(self, figure: Figure):
+        self.figure = figure
+        self.canvas = FigureCanvasAgg(figure)
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(figure.bbox)
+        self._lock = threading.Lock()  # one Scene may be shared by several app sessions
+
+    def render(self, draw) -> bytes:
+        """PNG of the static part plus the artists that ``draw(figure)`` adds and returns (removed after)."""
+        with self._lock:
+            self.canvas.restore_region(self.background)
+            artists = draw(self.figure)
+            try:
+                for artist in artists:
+                    self.figure.draw_artist(artist)
+                pixels = np.asarray(self.canvas.buffer_rgba())
+                buffer = io.BytesIO()
+                Image.fromarray(pixels).save(buffer, format="png", compress_level=1)
+            finally:
+                for artist in artists:
+                    artist.remove()
+        return buffer.getvalue()
+
+
+def _quantized_up(value: float, factor: float = np.sqrt(2.0)) -> float:
+    """The smallest factor^k (k integer) ≥ value: nearby settings share a cached background."""
+    return float(factor ** np.ceil(np.log(max(value, 1e-12)) / np.log(factor)))
+
+
+def _status_text(trajectory: Trajectory) -> str:
+    if trajectory.diverged_at is not None:
+        return f"diverged at step {trajectory.diverged_at}"
+    return trajectory.status
+
+
+def trajectory_half_width(trajectories: list[Trajectory]) -> float:
+    """Half-width of the square shown: the start and every non-diverged iterate (up to 4× the start's size),
+    rounded up to a power of √2."""
+    start = float(np.max(np.abs(trajectories[0].points[0, :2]))) or 1.0
+    reach = [float(np.max(np.abs(t.points[:, :2]))) for t in trajectories if t.status != "diverged"]
+    return _quantized_up(1.1 * min(max([start] + reach), 4 * start))
+
+
+@lru_cache(maxsize=16)
+def _trajectory_scene(lam1: float, lam2: float, methods: tuple, half: float, panel_size: float) -> Scene:
+    n = max(len(methods), 1)
+    figure = Figure(figsize=(panel_size * n, panel_size + 0.3), dpi=PNG_DPI, layout="constrained")
+    axes = figure.subplots(1, n, squeeze=False)[0]
+    grid = np.linspace(-half, half, 121)
+    across, up = np.meshgrid(grid, grid)
+    values = 0.5 * (lam1 * up ** 2 + lam2 * across ** 2)
+    levels = 0.5 * (lam1 + lam2) * half ** 2 * np.linspace(0.0, 1.0, 12)[1:] ** 2
+    for ax, method in zip(axes, methods):
+        ax.contour(across, up, values, levels=levels, colors="#bbbbbb", linewidths=0.7)
+        ax.plot(0, 0, "+", color="black", ms=8)
+        ax.set_xlim(-half, half)
+        ax.set_ylim(-half, half)
+        ax.set_aspect("equal")
+        ax.set_title(LABELS[method], color=COLORS[method], fontsize=11, fontweight="bold")
+        ax.set_xlabel(f"along u₂ (λ₂ = {lam2:.3g})", fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel(f"along u₁ (λ₁ = {lam1:.3g})", fontsize=9)
+    if not methods:
+        axes[0].set_axis_off()
+        axes[0].text(0.5, 0.5, "choose at least one method", ha="center", va="center")
+    return Scene(figure)
+
+
+def trajectory_png(problem: st.Quadratic, trajectories: list[Trajectory], *, panel_size: float = 3.1) -> bytes:
+    """One panel per method: the iterates on span(u₁, u₂) (u₂ across, u₁ up) over the contours of f there."""
+    methods = tuple(t.method for t in trajectories)
+    half = trajectory_half_width(trajectories) if trajectories else 1.0
+    lam1, lam2 = (float(v) for v in problem.eigenvalues[:2])
+    scene = _trajectory_scene(lam1, lam2, methods, half, panel_size)
+
+    def draw(figure):
+        artists = []
+        for ax, trajectory in zip(figure.axes, trajectories):
+            # Past 10× the frame a diverging path is drawn clipped (Agg dislikes coordinates near 1e300).
+            points = np.clip(trajectory.points[:, :2], -10 * half, 10 * half)
+            color = COLORS[trajectory.method]
+            artists += ax.plot(points[:, 1], points[:, 0], "-o", color=color, lw=0.9, ms=2.2, alpha=0.9)
+            artists += ax.plot(points[0, 1], points[0, 0], "o", color="black", ms=5)
+            if trajectory.status != "diverged":
+                artists += ax.plot(points[-1, 1], points[-1, 0], "*", color="black", ms=10)
+            artists.append(ax.text(0.03, 0.97, _status_text(trajectory), transform=ax.transAxes, va="top",
+                                   fontsize=9, color=color, bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5)))
+        return artists
+
+    return scene.render(draw)
+
+
+@lru_cache(maxsize=16)
+def _curves_scene(methods: tuple, steps: int, loss_range: tuple, gamma_top: float, width: float) -> Scene:
+    figure = Figure(figsize=(width, 2.7), dpi=PNG_DPI, layout="constrained")
+    loss_ax, gamma_ax = figure.subplots(1, 2)
+    loss_ax.set_yscale("log")
+    loss_ax.set_ylim(*loss_range)
+    gamma_ax.set_ylim(0.0, gamma_top)
+    for ax, title in ((loss_ax, "loss f(x_t)"), (gamma_ax, "renormalization factor γ_t")):
+        ax.set_xlim(0, steps)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step t", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+    for method in methods:
+        style = "-" if method in RENORMALIZED else ":"
+        loss_ax.plot([], [], color=COLORS[method], lw=1.4, label=LABELS[method])
+        gamma_ax.plot([], [], style, color=COLORS[method], lw=1.4, label=LABELS[method] + ("" if style == "-" else " (γ ≡ 1)"))
+    if "susam" in methods:
+        gamma_ax.fill_between([], [], color=COLORS["susam"], alpha=0.12, label="SUSAM's γ range (O4)")
+    if methods:
+        loss_ax.legend(fontsize=8, loc="lower left")
+        gamma_ax.legend(fontsize=8, loc="lower left")
+    return Scene(figure)
+
+
+def curves_png(problem: st.Quadratic, trajectories: list[Trajectory], *, steps: int, width: float = 9.3) -> bytes:
+    """f(x_t) (log scale) and γ_t against t for every method; the band is O4's γ range of SUSAM."""
+    methods = tuple(t.method for t in trajectories)
+    start = max(float(trajectories[0].loss[0]), 1e-300) if trajectories else 1.0
+    decade = np.floor(np.log10(start))
+    loss_range = (10.0 ** (decade - 15), 10.0 ** (decade + 5))
+    gamma_max = max([1.0] + [float(np.max(t.gamma)) for t in trajectories if t.gamma.size])
+    scene = _curves_scene(methods, int(steps), loss_range, 1.1 * _quantized_up(gamma_max, 2.0), width)
+
+    def draw(figure):
+        loss_ax, gamma_ax = figure.axes
+        artists = []
+        for trajectory in trajectories:
+            color = COLORS[trajectory.method]
+            loss = np.clip(trajectory.loss, loss_range[0] / 10, loss_range[1] * 10)
+            artists += loss_ax.plot(trajectory.steps, loss, color=color, lw=1.4)
+            style = "-" if trajectory.method in RENORMALIZED else ":"
+            artists += gamma_ax.plot(trajectory.steps[:-1], trajectory.gamma, style, color=color, lw=1.4)
+            if trajectory.method == "susam":
+                lower, upper = gamma_bounds(problem, "susam", trajectory.rho, 1.0)
+                artists.append(gamma_ax.axhspan(lower[0], upper[0], color=color, alpha=0.12, lw=0))
+        return artists
+
+    return scene.render(draw)
+
+
+def _edges(centers: np.ndarray, log: bool) -> np.ndarray:
+    values = np.log(centers) if log else centers
+    middle = (values[1:] + values[:-1]) / 2
+    edges = np.concatenate([[2 * values[0] - middle[0]], middle, [2 * values[-1] - middle[-1]]])
+    return np.exp(edges) if log else np.maximum(edges, 0.0)
+
+
+@lru_cache(maxsize=16)
+def _regime_scene(eigenvalues: tuple, methods: tuple, eta_axis: tuple, rho_axis: tuple, steps: int, x0: tuple,
+                  adaptive: bool, truncate: bool, panel_size: float) -> Scene:
+    problem, lam_max = st.Quadratic(np.array(eigenvalues)), eigenvalues[0]
+    statuses = [regime_status(problem, method, eta_axis, rho_axis, steps=steps, x0=x0, adaptive=adaptive,
+                              truncate=truncate) for method in methods]
+    n = max(len(methods), 1)
+    figure = Figure(figsize=(panel_size * n, panel_size + 0.45), dpi=PNG_DPI, layout="constrained")
+    axes = figure.subplots(1, n, squeeze=False)[0]
+    eta_axis, rho_axis = np.array(eta_axis), np.array(rho_axis)
+    eta_edges, rho_edges = _edges(eta_axis, log=True), _edges(rho_axis, log=False)
+    colormap, norm = plotting.status_cmap()
+    rho_curve = np.linspace(0.0, rho_edges[-1], 200)
+    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
+    eta_usam = stability.usam_critical_learning_rate(lam_max, rho_curve)
+    for ax, method, status in zip(axes, methods, statuses):
+        ax.pcolormesh(eta_edges, rho_edges, status.T, cmap=colormap, norm=norm, shading="flat")
+        ax.set_xscale("log")
+        ax.axvline(eta_gd, color="black", ls="--", lw=1.1)
+        ax.plot(eta_usam, rho_curve, color="black", lw=1.4)
+        ax.set_xlim(eta_edges[0], eta_edges[-1])
+        ax.set_ylim(0.0, rho_edges[-1])
+        ax.set_title(f"{LABELS[method]}: measured regimes", color=COLORS[method], fontsize=11, fontweight="bold")
+        ax.set_xlabel("learning rate η", fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("radius ρ", fontsize=9)
+    handles = plotting.status_handles() + [
+        Line2D([], [], color="black", ls="--", lw=1.1, label="η = 2/λ_max (O1)"),
+        Line2D([], [], color="black", lw=1.4, label="η = 2/(λ_max(1+ρλ_max)) (O2)"),
+        Line2D([], [], marker="*", color="black", mec="white", ls="none", ms=11, label="current (η, ρ)")]
+    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
+    return Scene(figure)
+
+
+def regime_png(problem: st.Quadratic, methods, eta: float, rho: float, *, steps: int, x0, adaptive: bool = False,
+               truncate: bool = False, panel_size: float = 3.1) -> bytes:
+    """One measured (η, ρ) map per method, GD's limit η = 2/λ_max, USAM's η_c(ρ), and the current point."""
+    methods = tuple(methods)
+    eta_axis, rho_axis = map_axes(float(problem.eigenvalues[0]), eta, rho)
+    scene = _regime_scene(tuple(problem.eigenvalues.tolist()), methods, tuple(eta_axis.tolist()),
+                          tuple(rho_axis.tolist()), int(steps), tuple(np.asarray(x0, dtype=float).tolist()),
+                          bool(adaptive), bool(truncate), panel_size)
+
+    def draw(figure):
+        return [ax.plot(eta, rho, marker="*", color="black", mec="white", ms=15, ls="none")[0]
+                for ax in figure.axes[:len(methods)]]
+
+    return scene.render(draw)

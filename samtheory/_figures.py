@@ -1,0 +1,189 @@
+"""Figure registry and cache behind ``samtheory figures`` (private).
+
+Each figure is a script ``experiments/fig_<name>.py`` at the repository root exposing
+
+- ``DESCRIPTION``: one line on what the figure shows (``samtheory figures --list``);
+- ``QUICK`` and ``FULL``: JSON-serializable parameter dicts (reduced grids for CI, the committed figure);
+- ``FIGSIZE``: ``(width, height)`` in inches (the PNG is :func:`samtheory.plotting.pixel_size` of it);
+- ``compute(params) -> dict of arrays``: all the numerics;
+- ``plot(data, out_dir) -> list of paths``: reads only ``data`` (a :class:`FigureData`), writes ``<name>.png``
+  and ``<name>.pdf`` with :func:`samtheory.plotting.save`;
+- optionally ``ORDER`` (an integer: position in the default run and in ``--list``).
+
+``compute`` runs once per parameter set: its arrays go to ``<cache_dir>/<name>-<quick|full>.npz`` together with
+the parameters and the samtheory version that made them, and a rerun with the same parameters and version
+replots from the cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+PREFIX = "fig_"
+_REQUIRED = ("DESCRIPTION", "QUICK", "FULL", "FIGSIZE", "compute", "plot")
+_META = ("__params__", "__version__", "__seconds__")
+
+
+def repository_root() -> Path:
+    """The folder above the ``samtheory`` package: the repository root for an editable install."""
+    import samtheory
+
+    return Path(samtheory.__file__).resolve().parents[1]
+
+
+def experiments_dir() -> Path:
+    """``experiments/`` beside the package, or a one-line ``ValueError`` when it is not there."""
+    path = repository_root() / "experiments"
+    if not path.is_dir():
+        raise ValueError(f"cannot find the figure scripts: {path} does not exist (the figures live in the "
+                         "repository's experiments/ folder; run from a clone installed with `pip install -e .`)")
+    return path
+
+
+def default_out_dir(quick: bool) -> Path:
+    """``figures/`` for the committed figures; quick figures go to the git-ignored cache folder instead."""
+    root = repository_root()
+    return root / "experiments" / "cache" / "quick-figures" if quick else root / "figures"
+
+
+def default_cache_dir() -> Path:
+    return repository_root() / "experiments" / "cache"
+
+
+def figure_names(directory: Path | None = None) -> list[str]:
+    """Names of the figures in ``experiments/`` (``fig_<name>.py``), in their ``ORDER``."""
+    modules = {name: load(name, directory) for name in _scan(directory)}
+    return sorted(modules, key=lambda n: (getattr(modules[n], "ORDER", 1000), n))
+
+
+def _scan(directory):
+    directory = experiments_dir() if directory is None else Path(directory)
+    return [p.stem[len(PREFIX):] for p in sorted(directory.glob(f"{PREFIX}*.py"))]
+
+
+_LOADED: dict[Path, ModuleType] = {}
+
+
+def load(name: str, directory: Path | None = None) -> ModuleType:
+    """The module of figure ``name`` (loaded once per file), checked for the attributes the pipeline needs."""
+    directory = experiments_dir() if directory is None else Path(directory)
+    name = name.replace("-", "_")
+    path = (directory / f"{PREFIX}{name}.py").resolve()
+    if not path.is_file():
+        known = ", ".join(_scan(directory)) or "none"
+        raise ValueError(f"unknown figure {name!r}; known figures: {known}")
+    if path not in _LOADED:
+        spec = importlib.util.spec_from_file_location(f"samtheory_experiments.{PREFIX}{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
+        if missing:
+            raise ValueError(f"figure script {path.name} lacks {', '.join(missing)}")
+        module.NAME = name
+        _LOADED[path] = module
+    return _LOADED[path]
+
+
+class FigureData(dict):
+    """The cached arrays of one figure, with the ``params`` and samtheory ``version`` that made them."""
+
+    def __init__(self, arrays, params: dict, version: str, seconds: float):
+        super().__init__(arrays)
+        self.params = params
+        self.version = version
+        self.seconds = seconds
+
+
+def _canonical(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def cache_path(cache_dir, name: str, quick: bool) -> Path:
+    return Path(cache_dir) / f"{name}-{'quick' if quick else 'full'}.npz"
+
+
+def read_cache(path: Path, params: dict) -> FigureData | None:
+    """The cached data if ``path`` holds arrays made with exactly ``params`` by this samtheory version."""
+    from samtheory import __version__
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if str(stored["__version__"]) != __version__ or str(stored["__params__"]) != _canonical(params):
+                return None
+            arrays = {key: stored[key] for key in stored.files if key not in _META}
+            seconds = float(stored["__seconds__"])
+    except (OSError, KeyError, ValueError):  # truncated or foreign file: recompute
+        return None
+    return FigureData(arrays, params, __version__, seconds)
+
+
+def write_cache(path: Path, params: dict, arrays: dict, seconds: float) -> FigureData:
+    from samtheory import __version__
+
+    arrays = {key: np.asarray(value) for key, value in arrays.items()}
+    for key, value in arrays.items():
+        if key in _META or value.dtype == object:
+            raise ValueError(f"compute() returned {key!r} that cannot be cached (reserved name or object array)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    np.savez_compressed(partial, __params__=np.asarray(_canonical(params)), __version__=np.asarray(__version__),
+                        __seconds__=np.asarray(seconds), **arrays)
+    partial.replace(path)  # atomic: an interrupted run leaves no half-written cache
+    return FigureData(arrays, params, __version__, seconds)
+
+
+@dataclass
+class FigureRun:
+    name: str
+    paths: list
+    computed: bool
+    compute_seconds: float
+    plot_seconds: float
+
+
+def run_figure(name: str, *, quick: bool = False, out_dir=None, cache_dir=None, force: bool = False,
+               directory: Path | None = None) -> FigureRun:
+    """Compute (or read from the cache) and plot one figure; see the module docstring."""
+    from . import plotting
+
+    module = load(name, directory)
+    params = json.loads(json.dumps(module.QUICK if quick else module.FULL))  # tuples -> lists, as cached
+    out_dir = default_out_dir(quick) if out_dir is None else Path(out_dir)
+    cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
+    path = cache_path(cache_dir, module.NAME, quick)
+    data = None if force else read_cache(path, params)
+    computed = data is None
+    if computed:
+        start = time.perf_counter()
+        arrays = module.compute(params)
+        data = write_cache(path, params, arrays, time.perf_counter() - start)
+    start = time.perf_counter()
+    with plotting.style():
+        paths = module.plot(data, out_dir)
+    return FigureRun(module.NAME, [Path(p) for p in paths], computed, data.seconds, time.perf_counter() - start)
+
+
+def progress(iterable, desc: str, **kwargs):
+    """A tqdm progress bar for a long sweep inside ``compute`` (silent when stderr is not a terminal)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False, disable=None, **kwargs)
+
+
+def run_as_script(file: str) -> int:
+    """``python experiments/fig_<name>.py [--quick] [--out DIR] [--force]``: ``samtheory figures <name> ...``."""
+    from samtheory.cli import main
+
+    name = Path(file).stem[len(PREFIX):]
+    return main(["figures", name, *sys.argv[1:]])

@@ -1,0 +1,45 @@
+"""samtheory figures: regenerate the theory figures (experiments/fig_<name>.py) as PNG and PDF."""
+
+from __future__ import annotations
+
+HELP = "regenerate the theory figures (PNG + PDF) from experiments/, reusing cached numbers when unchanged"
+
+
+def add_arguments(parser):
+    parser.add_argument("names", nargs="*", metavar="NAME", help="figures to make (default: all; see --list)")
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced grids (CI smoke test); written to experiments/cache/quick-figures/ unless --out")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: the repository's figures/); its cache goes to DIR/cache/")
+    parser.add_argument("--force", action="store_true", help="recompute even when a cache with these parameters exists")
+    parser.add_argument("--list", action="store_true", help="list the figures with one line each and exit")
+
+
+def run(args) -> int:
+    import sys
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from .. import _figures
+
+    names = _figures.figure_names()
+    if args.list:
+        width = max(map(len, names), default=0)
+        for name in names:
+            print(f"{name.ljust(width)}  {_figures.load(name).DESCRIPTION}")
+        return 0
+    selected = [name.replace("-", "_") for name in args.names] or names
+    for name in selected:
+        _figures.load(name)  # an unknown name fails before anything runs
+    out_dir = None if args.out is None else Path(args.out)
+    cache_dir = None if out_dir is None else out_dir / "cache"
+    bar = tqdm(selected, desc="figures", unit="figure", disable=None, file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
+        result = _figures.run_figure(name, quick=args.quick, out_dir=out_dir, cache_dir=cache_dir, force=args.force)
+        origin = f"computed in {result.compute_seconds:.1f} s" if result.computed else \
+            f"cached (computed in {result.compute_seconds:.1f} s)"
+        bar.write(f"{name}: {', '.join(str(p) for p in result.paths)}  [{origin}, plotted in "
+                  f"{result.plot_seconds:.1f} s]", file=sys.stdout)
+    return 0

@@ -1,0 +1,97 @@
+"""All solver-calling code of :mod:`samtheory.convex`: solver choice, tolerances, status checks, timing.
+
+Every CVXPY problem of the package is solved through :func:`solve`, which returns the solver's name, its status
+and the time spent, and raises :class:`SolverError` (carrying the status) instead of returning a number when
+the status is not ``optimal``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass
+
+import cvxpy as cp
+
+__all__ = ["SolverError", "Solution", "PREFERENCE", "available_solvers", "pick_solver", "solve"]
+
+#: Solvers tried in this order when none is named (both handle exponential and semidefinite cones).
+PREFERENCE = ("CLARABEL", "SCS")
+
+#: Default requested accuracy (duality gap and feasibility, absolute and relative); Clarabel's own default is
+#: 1e-8. A PEP worst case is compared with closed forms and PEPit at 1e-4 relative, an optimum at 1e-8.
+DEFAULT_TOLERANCE = 1e-8
+
+
+class SolverError(RuntimeError):
+    """The solver did not return an ``optimal`` status; ``status`` and ``solver`` say what it returned."""
+
+    def __init__(self, what: str, solver: str, status: str):
+        self.what, self.solver, self.status = what, solver, status
+        super().__init__(f"{what}: solver {solver} returned status {status!r}, not 'optimal'; no value is returned")
+
+
+@dataclass(frozen=True)
+class Solution:
+    """What :func:`solve` returns: the optimal value, the solver's name and status, and timings in seconds.
+
+    ``solve_seconds`` is the wall time of ``cvxpy.Problem.solve`` (canonicalization included);
+    ``solver_seconds`` the time the solver itself reports (None if it reports none).
+    """
+
+    value: float
+    solver: str
+    status: str
+    solve_seconds: float
+    solver_seconds: float | None
+
+
+def available_solvers() -> tuple[str, ...]:
+    """The solvers of :data:`PREFERENCE` installed with CVXPY, in order of preference."""
+    installed = set(cp.installed_solvers())
+    return tuple(name for name in PREFERENCE if name in installed)
+
+
+def pick_solver(solver: str | None = None) -> str:
+    """``solver`` upper-cased and checked, or the first installed of :data:`PREFERENCE`."""
+    available = available_solvers()
+    if solver is None:
+        if not available:
+            raise ValueError(f"solver: none of {', '.join(PREFERENCE)} is installed with cvxpy; "
+                             f"pip install clarabel (or scs)")
+        return available[0]
+    name = str(solver).upper()
+    if name not in PREFERENCE:
+        raise ValueError(f"solver must be one of {', '.join(map(repr, PREFERENCE))} or None, got {solver!r}")
+    if name not in available:
+        raise ValueError(f"solver {solver!r} is not installed with cvxpy (installed: {', '.join(available) or 'none'})")
+    return name
+
+
+def solver_options(solver: str, tolerance: float = DEFAULT_TOLERANCE) -> dict:
+    """The keyword arguments :func:`solve` passes to ``cvxpy.Problem.solve`` for ``solver``."""
+    if solver == "CLARABEL":
+        return {"tol_gap_abs": tolerance, "tol_gap_rel": tolerance, "tol_feas": tolerance, "max_iter": 500}
+    return {"eps_abs": tolerance, "eps_rel": tolerance, "max_iters": 200_000}
+
+
+def solve(problem: cp.Problem, *, solver: str | None = None, tolerance: float | None = None,
+          what: str = "problem") -> Solution:
+    """Solve a CVXPY problem to ``tolerance``; :class:`SolverError` unless the status is ``optimal``."""
+    name = pick_solver(solver)
+    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():  # an inaccurate solve raises SolverError below instead of warning
+            warnings.simplefilter("ignore", UserWarning)
+            problem.solve(solver=name, **solver_options(name, tolerance))
+    except cp.error.SolverError as error:
+        raise SolverError(what, name, f"solver_error ({' '.join(str(error).split())[:200]})") from None
+    elapsed = time.perf_counter() - start
+    status = str(problem.status)
+    if status != cp.OPTIMAL:
+        raise SolverError(what, name, status)
+    stats = problem.solver_stats
+    solver_seconds = None if stats is None or stats.solve_time is None else float(stats.solve_time)
+    return Solution(value=float(problem.value), solver=name, status=status, solve_seconds=elapsed,
+                    solver_seconds=solver_seconds)

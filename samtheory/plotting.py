@@ -1,0 +1,163 @@
+"""The one plotting style of samtheory's figures: colours, sizes and savers.
+
+Figures are built object-oriented on :class:`matplotlib.figure.Figure` (no pyplot, no global backend state) and
+rendered with the Agg canvas, so plotting is headless everywhere. Every method keeps one colour, marker and line
+style across all figures; the colours are the Okabe & Ito (2008) colour-blind-safe palette, and the regime
+colours are from Paul Tol's colour-blind-safe "muted" scheme. Sizes are for a single paper column (3.4 in).
+
+>>> from samtheory import plotting
+>>> fig, ax = plotting.figure(height=2.4)
+>>> ax.plot([0, 1], [1, 0], **plotting.method_style("ssam"))     # doctest: +ELLIPSIS
+[...]
+>>> paths = plotting.save(fig, "out", "example")                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = [
+    "COLUMN_WIDTH", "DPI", "METHOD_ORDER", "METHOD_COLORS", "METHOD_LABELS", "STATUS_COLORS", "STATUS_LABELS",
+    "RC", "style", "figure", "method_style", "status_cmap", "pixel_size", "save", "panel_label",
+]
+
+#: Width of a single column in inches (two-column papers: 3.25–3.5 in) and the PNG resolution.
+COLUMN_WIDTH = 3.4
+DPI = 200
+
+METHOD_ORDER = ("gd", "sam", "usam", "ssam", "susam")
+#: Okabe–Ito: black, orange, vermillion, sky blue, bluish green. SAM-family warm, StableSAM cool.
+METHOD_COLORS = {"gd": "#000000", "sam": "#E69F00", "usam": "#D55E00", "ssam": "#56B4E9", "susam": "#009E73"}
+METHOD_LABELS = {"gd": "GD", "sam": "SAM", "usam": "USAM", "ssam": "SSAM", "susam": "SUSAM"}
+# Markers and dashes repeat the colour code for greyscale print and for colour-blind readers.
+METHOD_MARKERS = {"gd": "o", "sam": "s", "usam": "^", "ssam": "D", "susam": "v"}
+METHOD_LINESTYLES = {"gd": "-", "sam": "--", "usam": "-.", "ssam": (0, (1, 1)), "susam": (0, (5, 1, 1, 1, 1, 1))}
+
+#: Regime colours (converged, bounded, diverged): Tol's muted cyan, sand and rose.
+STATUS_COLORS = ("#88CCEE", "#DDCC77", "#CC6677")
+STATUS_LABELS = ("converged", "bounded", "diverged")
+
+RC = {
+    "font.size": 7.5,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7.5,
+    "legend.fontsize": 6.5,
+    "xtick.labelsize": 6.5,
+    "ytick.labelsize": 6.5,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.1,
+    "lines.markersize": 3.5,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4,
+    "legend.frameon": False,
+    "legend.handlelength": 2.4,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "mathtext.fontset": "dejavusans",
+    "savefig.dpi": DPI,
+    "pdf.fonttype": 42,  # TrueType in PDFs: editable text, accepted by publishers
+    "svg.fonttype": "none",
+    "figure.constrained_layout.h_pad": 0.02,
+    "figure.constrained_layout.w_pad": 0.02,
+}
+
+
+@contextlib.contextmanager
+def style():
+    """Context in which samtheory's rcParams apply (restored on exit)."""
+    with mpl.rc_context(RC):
+        yield
+
+
+def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.4, width: float = COLUMN_WIDTH, **subplot_kw):
+    """A constrained-layout ``(Figure, axes)`` of ``width`` × ``height`` inches on an Agg canvas.
+
+    Call it inside :func:`style` (fonts and line widths are read when artists are created). ``subplot_kw`` goes
+    to :meth:`Figure.subplots` (``sharex``, ``gridspec_kw``, ...).
+    """
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)
+    return fig, axes
+
+
+def method_style(method: str, *, marker: bool = False, line: bool = True) -> dict:
+    """Keyword arguments (colour, label, line style, marker) for plotting ``method`` consistently."""
+    if method not in METHOD_COLORS:
+        raise ValueError(f"method must be one of {', '.join(METHOD_ORDER)}, got {method!r}")
+    kwargs = {"color": METHOD_COLORS[method], "label": METHOD_LABELS[method]}
+    kwargs["linestyle"] = METHOD_LINESTYLES[method] if line else "none"
+    if marker or not line:
+        kwargs["marker"] = METHOD_MARKERS[method]
+    return kwargs
+
+
+def matplotlib_handle(method: str, **kwargs):
+    """A legend handle (line and marker) for ``method``, for figure-level legends."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], **{**method_style(method, marker=True), **kwargs})
+
+
+def status_cmap():
+    """``(cmap, norm)`` mapping status codes 0/1/2 to :data:`STATUS_COLORS` (for ``pcolormesh``)."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    return ListedColormap(STATUS_COLORS), BoundaryNorm([-0.5, 0.5, 1.5, 2.5], 3)
+
+
+def status_handles():
+    """Legend patches for the three regimes."""
+    from matplotlib.patches import Patch
+
+    return [Patch(facecolor=c, edgecolor="none", label=s) for c, s in zip(STATUS_COLORS, STATUS_LABELS)]
+
+
+def panel_label(ax, letter: str, text: str = "", *, fontsize: float = 6.5) -> None:
+    """A panel title, "(a) text", left-aligned above the axes (outside the data area)."""
+    ax.set_title(f"({letter}) {text}".rstrip(), loc="left", fontsize=fontsize)
+
+
+def pixel_size(figsize) -> tuple[int, int]:
+    """``(width, height)`` in pixels of a PNG saved by :func:`save` from a figure of ``figsize`` inches."""
+    width, height = figsize
+    return int(round(width * DPI)), int(round(height * DPI))
+
+
+def save(fig: Figure, out_dir, name: str) -> list[Path]:
+    """Write ``name.png`` (at :data:`DPI`) and ``name.pdf`` into ``out_dir``; returns the two paths.
+
+    No ``bbox_inches="tight"``: the constrained layout already fits, and the PNG keeps its exact pixel size
+    (:func:`pixel_size`). PDF metadata carries no creation date, so reruns give identical files.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=DPI, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    return paths
+
+
+def log_ticks_off(ax) -> None:
+    """No minor tick labels (log axes over less than a decade otherwise print crowded labels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def finite_segment(steps, values, diverged_at):
+    """The part of a recorded curve before divergence (``diverged_at`` < 0: all of it)."""
+    steps, values = np.asarray(steps), np.asarray(values)
+    if diverged_at is None or diverged_at < 0:
+        return steps, values
+    keep = steps <= diverged_at
+    return steps[keep], values[keep]

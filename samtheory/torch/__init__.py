@@ -1,0 +1,17 @@
+"""The thin PyTorch backend: SAM, USAM and StableSAM as a wrapper around any ``torch.optim`` optimizer.
+
+Import it explicitly (``import samtheory.torch``); ``import samtheory`` never imports torch. Install the extra
+with ``pip install "samtheory[torch]"``.
+
+- :class:`SAMOptimizer`: the update rules of THEORY.md §2 (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``, options
+  ``adaptive`` and ``truncate``), equal to :mod:`samtheory.methods` to float64 rounding (tests/test_torch_equivalence.py).
+- :func:`top_hessian_eigenvalue` / :func:`hessian_vector_product`: sharpness by Hessian-vector products
+  (Lanczos via :func:`scipy.sparse.linalg.eigsh`, or power iteration).
+- :mod:`samtheory.torch.neural`: the neural validation behind ``samtheory neural``
+  (:func:`~samtheory.torch.neural.run_neural_validation`).
+"""
+
+from .hessian import hessian_vector_product, top_hessian_eigenvalue
+from .optimizer import METHOD_NAMES, SAMOptimizer, StepStats
+
+__all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES", "hessian_vector_product", "top_hessian_eigenvalue"]

@@ -1,0 +1,112 @@
+r"""Sharpness λ_max(∇²f) of a torch loss by Hessian-vector products (THEORY.md O12).
+
+H v = ∇(∇f · v) by double back-propagation (Pearlmutter 1994). The top eigenvalue comes from Lanczos
+(:func:`scipy.sparse.linalg.eigsh` with ``which="LA"`` on a :class:`~scipy.sparse.linalg.LinearOperator`) or from
+power iteration (which converges to the eigenvalue of largest magnitude). The Lanczos start vector is drawn
+from ``seed``, so the result is reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from .. import _validation as check
+
+__all__ = ["hessian_vector_product", "top_hessian_eigenvalue"]
+
+
+def _parameters(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("params must contain at least one tensor with requires_grad=True")
+    return params
+
+
+class _HessianOperator:
+    """v ↦ H v for a flat float64 NumPy vector v, keeping the first-order graph for repeated products."""
+
+    def __init__(self, loss_fn: Callable[[], torch.Tensor], params: list[torch.Tensor]):
+        self.params = params
+        self.sizes = [p.numel() for p in params]
+        self.dim = sum(self.sizes)
+        with torch.enable_grad():
+            loss = loss_fn()
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+            self.grads = torch.autograd.grad(loss.reshape(()), params, create_graph=True, allow_unused=True)
+
+    def products(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
+        used = [(g, v) for g, v in zip(self.grads, vectors) if g is not None]
+        with torch.enable_grad():
+            hv = torch.autograd.grad([g for g, _ in used], self.params, grad_outputs=[v for _, v in used],
+                                     retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(p) if h is None else h for p, h in zip(self.params, hv)]
+
+    def __call__(self, vector: np.ndarray) -> np.ndarray:
+        flat = torch.as_tensor(np.ascontiguousarray(vector, dtype=np.float64).ravel())
+        pieces = [piece.reshape(p.shape).to(device=p.device, dtype=p.dtype)
+                  for piece, p in zip(torch.split(flat, self.sizes), self.params)]
+        hv = self.products(pieces)
+        return torch.cat([h.detach().reshape(-1).to("cpu", torch.float64) for h in hv]).numpy()
+
+
+def hessian_vector_product(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor],
+                           vectors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """H v for ``v`` given as one tensor per parameter (the shapes of ``params``); H = ∇² loss_fn()."""
+    params = _parameters(params)
+    vectors = list(vectors)
+    if len(vectors) != len(params) or any(v.shape != p.shape for v, p in zip(vectors, params)):
+        raise ValueError(f"vectors must have the shapes of params {[tuple(p.shape) for p in params]}, "
+                         f"got {[tuple(v.shape) for v in vectors]}")
+    return [h.detach() for h in _HessianOperator(loss_fn, params).products(vectors)]
+
+
+def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor], *,
+                           method: str = "lanczos", tol: float = 1e-6, maxiter: int | None = None,
+                           seed: int = 0) -> float:
+    r"""The largest eigenvalue of H = ∇² loss_fn() with respect to ``params``.
+
+    ``method="lanczos"``: ``eigsh(k=1, which="LA")`` to relative accuracy ``tol`` (largest algebraic eigenvalue);
+    ``method="power"``: power iteration until the Rayleigh quotient changes by less than ``tol`` relative (the
+    eigenvalue of largest magnitude, which is λ_max when H has no larger negative eigenvalue). The products
+    are taken in the parameters' dtype; use a float64 copy of the model for accuracy beyond float32's.
+    """
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+
+    check.choice("method", method, ("lanczos", "power"))
+    tol = float(check.as_float_array("tol", tol, positive=True))
+    if maxiter is not None:
+        maxiter = check.as_positive_int("maxiter", maxiter)
+    seed = int(check.as_seed_array("seed", seed))
+    operator = _HessianOperator(loss_fn, _parameters(params))
+    n = operator.dim
+    start = np.random.default_rng(seed).standard_normal(n)
+    if n <= 2:  # ARPACK needs k < n: build H from n products
+        hessian = np.column_stack([operator(column) for column in np.eye(n)])
+        return float(np.linalg.eigvalsh((hessian + hessian.T) / 2)[-1])
+    if method == "lanczos":
+        linear = LinearOperator((n, n), matvec=operator, dtype=np.float64)
+        try:
+            values = eigsh(linear, k=1, which="LA", tol=tol, maxiter=maxiter or max(20 * n, 1000), v0=start,
+                           return_eigenvectors=False)
+        except ArpackNoConvergence as error:
+            if len(error.eigenvalues) == 0:
+                raise
+            values = error.eigenvalues
+        return float(values[-1])
+    vector = start / np.linalg.norm(start)
+    estimate = np.inf
+    for _ in range(maxiter or 1000):
+        product = operator(vector)
+        rayleigh = float(vector @ product)
+        norm = float(np.linalg.norm(product))
+        if norm == 0:
+            return 0.0
+        vector = product / norm
+        if abs(rayleigh - estimate) <= tol * abs(rayleigh):
+            return rayleigh
+        estimate = rayleigh
+    return estimate

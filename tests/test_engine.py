@@ -1,0 +1,206 @@
+"""The engine: batching, status, divergence handling, minibatches, history, determinism."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st_
+
+import samtheory as st
+from samtheory.datasets import make_least_squares, make_logistic_regression
+
+METHOD_NAMES = list(st.METHODS)
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+@given(lam=st_.lists(st_.floats(0.01, 100.0), min_size=1, max_size=6).map(np.array),
+       etas=st_.lists(st_.floats(1e-4, 0.05), min_size=1, max_size=4),
+       rhos=st_.lists(st_.floats(0.0, 1.0), min_size=1, max_size=3), seed=st_.integers(0, 1000))
+def test_batched_run_equals_loop_over_rows(method, lam, etas, rhos, seed):
+    """One call over an (η, ρ) grid gives each row exactly what a one-row call gives (tolerance 0: the
+    arithmetic of a row does not depend on its neighbours)."""
+    problem = st.Quadratic(lam)
+    eta, rho = np.array(etas)[:, None], np.array(rhos)[None, :]
+    batch = st.simulate(problem, method, eta, rho, steps=80, seed=seed)
+    for i in range(len(etas)):
+        for j in range(len(rhos)):
+            row = st.simulate(problem, method, etas[i], rhos[j], steps=80, seed=seed)
+            np.testing.assert_array_equal(batch.x[i, j], row.x)
+            assert batch.status[i, j] == row.status
+            assert batch.diverged_at[i, j] == row.diverged_at
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_chunking_does_not_change_results(method):
+    problem = st.Quadratic(np.linspace(1, 50, 7), rotation=2)
+    eta = np.geomspace(1e-3, 0.08, 50)[:, None]
+    rho = np.linspace(0, 0.3, 7)[None, :]
+    whole = st.simulate(problem, method, eta, rho, steps=200, seed=np.arange(3)[:, None, None])
+    chunked = st.simulate(problem, method, eta, rho, steps=200, seed=np.arange(3)[:, None, None], chunk_size=37)
+    np.testing.assert_array_equal(whole.x, chunked.x)
+    np.testing.assert_array_equal(whole.diverged_at, chunked.diverged_at)
+
+
+def test_same_seed_same_result_bit_for_bit():
+    problem = make_logistic_regression(60, 5, seed=3)
+    kwargs = dict(steps=150, seed=np.array([0, 1, 2]), batch_size=8, record_every=10)
+    a = st.simulate(problem, "ssam", np.array([0.05, 0.5, 5.0])[:, None], 0.1, **kwargs)
+    b = st.simulate(problem, "ssam", np.array([0.05, 0.5, 5.0])[:, None], 0.1, **kwargs)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.history.gamma, b.history.gamma)
+    np.testing.assert_array_equal(a.history.loss, b.history.loss)
+
+
+def test_status_codes_on_a_quadratic():
+    """GD converges below 2/λ_max and diverges above (O1); SAM stays bounded on its 2-cycle (O3); USAM
+    diverges above 2/(λ_max(1 + ρλ_max)) (O2). Margins of 10% keep the classification unambiguous."""
+    problem = st.Quadratic([1.0, 10.0, 100.0])
+    x0 = np.ones(3)
+    gd = st.simulate(problem, "gd", [0.9 * 0.02, 1.1 * 0.02], steps=3000, x0=x0)
+    assert gd.status_name.tolist() == ["converged", "diverged"]
+    sam = st.simulate(problem, "sam", 0.9 * 0.02, 0.05, steps=3000, x0=x0)
+    assert sam.status_name == "bounded"
+    usam_edge = 2 / (100 * (1 + 0.05 * 100))
+    usam = st.simulate(problem, "usam", [0.9 * usam_edge, 1.1 * usam_edge], 0.05, steps=3000, x0=x0)
+    assert usam.status_name.tolist() == ["converged", "diverged"]
+    assert usam.diverged_at[0] == -1 and usam.diverged_at[1] > 0
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_divergent_rows_are_frozen_finite_and_silent(method):
+    """Wildly divergent configurations leak no NaN, inf or warning (pytest turns RuntimeWarning into errors)."""
+    problem = st.Quadratic([1.0, 1e3, 1e5])
+    eta = np.geomspace(1e-11, 10.0, 30)
+    result = st.simulate(problem, method, eta, 0.5, steps=500, seed=0, record_every=50)
+    assert result.diverged.any() and not result.diverged.all()
+    for field in (result.x, result.loss, result.grad_norm, result.distance, result.history.loss,
+                  result.history.grad_norm, result.history.gamma):
+        assert np.all(np.isfinite(field))
+    frozen = result.diverged
+    # Frozen at detection: the gradient there passed the threshold 10⁶ · max(‖g(x0)‖, 1).
+    g0 = np.linalg.norm(problem.grad(problem.initial_point(0)))
+    assert np.all(result.grad_norm[frozen] > 1e6 * max(g0, 1.0))
+    # History after the freeze holds the frozen values.
+    later = result.history.steps[:, None] > result.diverged_at[None, :]
+    np.testing.assert_array_equal(np.where(later & frozen, result.history.loss, 0),
+                                  np.where(later & frozen, result.loss[None, :], 0))
+
+
+def test_history_records_gamma_and_ratio():
+    problem = st.Quadratic([1.0, 10.0, 100.0], rotation=0)
+    result = st.simulate(problem, "susam", 0.01, 0.05, steps=100, record_every=10, x0=problem.initial_point(1))
+    history = result.history
+    np.testing.assert_array_equal(history.steps, np.arange(0, 101, 10))
+    assert history.gamma.shape == (11,)
+    # γ = ‖g(x)‖/‖g(y)‖ = 1/ratio for susam; both computed from the same norms: 1e-15 relative.
+    np.testing.assert_allclose(history.gamma[:-1] * history.ascent_ratio[:-1], 1.0, rtol=1e-15)
+    np.testing.assert_allclose(history.loss[-1], result.loss, rtol=0)
+    np.testing.assert_allclose(history.distance[0], np.linalg.norm(problem.initial_point(1)), rtol=1e-15)
+
+
+class _LoggingLeastSquares(st.LeastSquares):
+    """Records every minibatch the engine asks for, and every gradient evaluation."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.batches, self.calls = [], []
+
+    def gradient_oracle(self, batch=None):
+        if batch is None:
+            return super().gradient_oracle(None)
+        key = tuple(batch.tolist())
+        self.batches.append(key)
+
+        def grad(X):
+            self.calls.append(key)
+            return self._grad(X, batch)
+
+        return grad
+
+
+def test_both_gradients_of_a_step_share_one_minibatch():
+    base = make_least_squares(40, 3, seed=0)
+    problem = _LoggingLeastSquares(base.A, base.b)
+    st.simulate(problem, "sam", 0.05, 0.1, steps=25, seed=7, batch_size=5)
+    assert len(problem.batches) == 25
+    assert problem.calls == [b for b in problem.batches for _ in range(2)]
+
+
+def test_minibatch_sequence_depends_only_on_the_seed():
+    base = make_least_squares(40, 3, seed=0)
+    first, second = _LoggingLeastSquares(base.A, base.b), _LoggingLeastSquares(base.A, base.b)
+    st.simulate(first, "ssam", 0.05, 0.1, steps=20, seed=4, batch_size=5)
+    st.simulate(second, "gd", [0.01, 0.02, 0.2], 0.0, steps=20, seed=4, batch_size=5, x0=np.ones(3))
+    assert first.batches == second.batches
+    other = _LoggingLeastSquares(base.A, base.b)
+    st.simulate(other, "ssam", 0.05, 0.1, steps=20, seed=5, batch_size=5)
+    assert other.batches != first.batches
+
+
+def test_stochastic_grid_over_seeds_equals_loop():
+    problem = make_logistic_regression(50, 4, seed=1)
+    seeds = np.arange(4)
+    batch = st.simulate(problem, "usam", 0.5, 0.05, steps=100, seed=seeds, batch_size=10)
+    for s in seeds:
+        row = st.simulate(problem, "usam", 0.5, 0.05, steps=100, seed=int(s), batch_size=10)
+        np.testing.assert_array_equal(batch.x[s], row.x)
+
+
+def test_sgd_on_interpolating_least_squares_converges():
+    """With b = A x* (zero residual) SGD with a constant step converges to x*."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((30, 3))
+    problem = st.LeastSquares(A, A @ np.array([1.0, -2.0, 0.5]))
+    result = st.simulate(problem, "gd", 0.05, steps=3000, seed=0, batch_size=5)
+    assert result.status_name == "converged"
+    # converged means ‖g(x_T)‖ ≤ 1e-6 ‖g(x_0)‖; the distance follows within the conditioning.
+    assert result.distance < 1e-4
+
+
+def test_sam_two_cycle_amplitude():
+    """O3: deterministic SAM on a quadratic settles on ±a·u_1 with a = ηρλ_1/(2 − ηλ_1)."""
+    lam = np.array([1.0, 10.0, 100.0])
+    eta, rho = np.array([0.01, 0.015, 0.018]), 0.05
+    result = st.simulate(st.Quadratic(lam), "sam", eta, rho, steps=4000, x0=np.ones(3))
+    amplitude = eta * rho * 100 / (2 - eta * 100)
+    # After 4000 steps the other components have decayed below 1e-10 relative to a.
+    np.testing.assert_allclose(np.abs(result.x[:, 2]), amplitude, rtol=1e-10)
+    assert np.all(np.abs(result.x[:, :2]) < 1e-10 * amplitude[:, None])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(eta=-0.1), "eta must be > 0"),
+    (dict(eta=np.nan), "eta must be finite"),
+    (dict(eta=0.0), "eta must be > 0"),
+    (dict(rho=-1.0), "rho must be >= 0"),
+    (dict(rho=np.inf), "rho must be finite"),
+    (dict(steps=0), "steps must be an integer >= 1"),
+    (dict(steps=2.5), "steps must be an integer >= 1"),
+    (dict(method="adam"), "method must be one of gd, sam, usam, ssam, susam"),
+    (dict(eta=[0.1, 0.2], rho=[0.1, 0.2, 0.3]), "must broadcast together"),
+    (dict(x0=np.ones(4)), r"x0 must have shape \(3,\)"),
+    (dict(x0=[np.nan, 0, 0]), "x0 must be finite"),
+    (dict(seed=-1), "seed must be a non-negative integer"),
+    (dict(seed=0.5), "seed must be a non-negative integer"),
+    (dict(batch_size=4), "batch_size must be None for Quadratic"),
+    (dict(basis="fourier"), "basis must be one of"),
+    (dict(adaptive=True, basis="eigen"), "adaptive=True is not"),
+    (dict(record_every=-1), "record_every must be an integer >= 0"),
+    (dict(tol=0.0), "tol must be > 0"),
+    (dict(divergence_factor=0.5), "divergence_factor must be > 1"),
+    (dict(adaptive="yes"), "adaptive must be True or False"),
+    (dict(eta=np.array([])), "the batch is empty"),
+])
+def test_bad_input_raises_value_error_naming_the_argument(bad, match):
+    kwargs = dict(problem=st.Quadratic([1.0, 2.0, 3.0]), method="sam", eta=0.1, rho=0.05, steps=10)
+    kwargs.update(bad)
+    with pytest.raises(ValueError, match=match):
+        st.simulate(**kwargs)
+
+
+def test_bad_problem_and_rule_output():
+    with pytest.raises(ValueError, match="problem must be a samtheory Problem"):
+        st.simulate("quadratic", "gd", 0.1, steps=1)
+    with pytest.raises(ValueError, match="batch_size must be <= n_samples"):
+        st.simulate(make_least_squares(10, 2), "gd", 0.1, steps=1, batch_size=11)
+    with pytest.raises(ValueError, match="must return a samtheory.methods.Step"):
+        st.simulate(st.Quadratic([1.0]), lambda x, grad, eta, rho, **o: x - eta * grad(x), 0.1, steps=1)
