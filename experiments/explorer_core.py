@@ -98,6 +98,7 @@ class Trajectory:
     method: str
     eta: float
     rho: float
+    requested_steps: int
     points: np.ndarray
     steps: np.ndarray
     loss: np.ndarray
@@ -127,7 +128,7 @@ def run_trajectory(problem: st.Quadratic, method: str, eta: float, rho: float, *
     else:
         n = diverged_at
     history = result.history
-    return Trajectory(method=name, eta=float(eta), rho=float(rho), points=np.array(iterates[:n + 1]),
+    return Trajectory(method=name, eta=float(eta), rho=float(rho), requested_steps=steps, points=np.array(iterates[:n + 1]),
                       steps=history.steps[:n + 1], loss=history.loss[:n + 1], gamma=history.gamma[:n],
                       grad_norm=history.grad_norm[:n],
                       status=str(result.status_name), diverged_at=None if diverged_at < 0 else diverged_at,
@@ -239,9 +240,9 @@ def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = F
         product = eta * lam_max * (1 + rho * lam_max)
         prediction = {"<": "converges", "=": "bounded", ">": "diverges"}[_relation(product)]
         reason = (f"{'stable' if product < 2 else 'unstable'} because ηλ_max(1 + ρλ_max) = {_f(eta)}·{_f(lam_max)}·"
-                  f"(1 + {_f(rho)}·{_f(lam_max)}) = {_f(product)} {_relation(product)} 2 (O2: η_c = "
-                  f"{_f(stability.usam_critical_learning_rate(lam_max, rho))}; at this (η, ρ) the sharpest stable "
-                  f"λ is λ* = {_f(stability.usam_max_stable_sharpness(eta, rho))})")
+                  f"(1 + {_f(rho)}·{_f(lam_max)}) = {_f(product)} {_relation(product)} 2 (O2: stable iff η < η_c = "
+                  f"{_f(stability.usam_critical_learning_rate(lam_max, rho))}, i.e. λ_max < λ* = "
+                  f"{_f(stability.usam_max_stable_sharpness(eta, rho))})")
     elif method == "sam":
         product = eta * lam_max
         if product < 2:
@@ -251,7 +252,7 @@ def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = F
                       f"±a·u₁ with a = ηρλ₁/(2 − ηλ₁) = {_f(amplitude, 4)} (O3)")
             if trajectory.status == "bounded" and len(trajectory.points) >= 2:
                 grad_norm = trajectory.final_grad_norm
-                measured += (f"; |x_T·u₁| = {_f(np.mean(np.abs(trajectory.points[-2:, 0])), 4)}, "
+                measured += (f"; amplitude of x_T·u₁: {_f(np.mean(np.abs(trajectory.points[-2:, 0])), 4)}, "
                              f"λ_edge(η, ρ, ‖g(x_T)‖) = {_f(stability.sam_edge(eta, rho, grad_norm), 4)} "
                              f"vs λ₁ = {_f(lam_max, 4)}")
         else:
@@ -285,7 +286,7 @@ def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adapti
     first = trajectories[0]
     spectrum_text = ", ".join(_f(v) for v in lam[:6]) + (", …" if lam.size > 6 else "")
     lines = [f"λ = ({spectrum_text}) (d = {lam.size}), η = {_f(first.eta)}, ρ = {_f(first.rho)}, "
-             f"{len(first.steps) - 1 if first.diverged_at is None else 'up to ' + str(first.diverged_at)} steps.",
+             f"{first.requested_steps} steps.",
              "", "| method | why (closed form, current numbers) | measured | |", "|---|---|---|---|"]
     marks = {True: "✓ agrees", False: "**✗ disagrees**", None: "–"}
     for trajectory in trajectories:

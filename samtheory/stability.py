@@ -287,3 +287,10 @@ def asymptotic_rate(method, eigenvalues, eta, rho):
         a_max, a_min = lam_max**2, lam_min**2
     plateau = (a_max - a_min) / (a_max + a_min)
     return np.where(rho > 0, np.maximum(gd_rate, plateau), gd_rate)
+
+
+from ._stability_linear import jacobian, spectral_radius  # noqa: E402
+from ._stability_measured import (  # noqa: E402
+    ClassificationRules, CriticalLearningRate, RegimeMap, compare_regimes, critical_learning_rate, initial_points,
+    measured_rate, regime_map,
+)

@@ -1,0 +1,162 @@
+"""Linearization of the one-step update map: exact Jacobians where smooth, central differences elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _validation as check
+from .methods import METHODS, get_method
+from .problems import LeastSquares, Problem, Quadratic
+
+__all__ = ["jacobian", "spectral_radius"]
+
+# Central differences: error O(h²) from the third derivative plus O(ε/h) from rounding, balanced at h ≈ ε^(1/3).
+_DEFAULT_RELATIVE_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
+
+
+def _check_point(problem, x) -> np.ndarray:
+    x = check.as_float_array("x", x)
+    if x.shape != (problem.dim,):
+        raise ValueError(f"x must have shape ({problem.dim},), got {x.shape}")
+    return x
+
+
+def _exact_jacobian(problem, name, x, eta, rho, truncate):
+    """∂F/∂x for a built-in non-adaptive rule, or None where the map is not smooth at ``x``."""
+    d = problem.dim
+    identity = np.eye(d)
+    g = problem.grad(x)
+    hess = problem.hessian(x)
+    if name == "gd" or rho == 0:
+        return identity - eta * hess
+    g_norm = float(np.linalg.norm(g))
+    normalize, renormalize = name in ("sam", "ssam"), name in ("ssam", "susam")
+    if g_norm == 0:
+        if normalize or renormalize:
+            return None  # g/‖g‖ and γ = ‖g‖/‖g(y)‖ are not differentiable where g = 0
+        ascent_jacobian, y = rho * hess, x
+    elif normalize:
+        n = g / g_norm
+        ascent_jacobian = rho * (identity - np.outer(n, n)) @ hess / g_norm
+        y = x + rho * n
+    else:
+        ascent_jacobian, y = rho * hess, x + rho * g
+    gy = problem.grad(y)
+    hess_y_dy = problem.hessian(y) @ (identity + ascent_jacobian)  # ∂g(y)/∂x
+    if not renormalize:
+        return identity - eta * hess_y_dy
+    gy_norm = float(np.linalg.norm(gy))
+    if gy_norm == 0:
+        return None
+    gamma = g_norm / gy_norm
+    if truncate and gamma >= 1:
+        return identity - eta * hess_y_dy if gamma > 1 else None  # min(1, γ) has a kink at γ = 1
+    # ∇γ = γ (Hᵀg/‖g‖² − (∂g(y)/∂x)ᵀ g(y)/‖g(y)‖²)
+    gamma_gradient = gamma * (hess.T @ g / g_norm**2 - hess_y_dy.T @ gy / gy_norm**2)
+    return identity - eta * (np.outer(gy, gamma_gradient) + gamma * hess_y_dy)
+
+
+def _central_differences(problem, rule, x, eta, rho, options, step):
+    d = problem.dim
+    h = step if step is not None else _DEFAULT_RELATIVE_STEP * max(1.0, float(np.linalg.norm(x)))
+    shifts = h * np.eye(d)
+    points = np.concatenate([x + shifts, x - shifts])
+    with np.errstate(all="ignore"):
+        images = rule(points, problem.gradient_oracle(None), eta, rho, **options).x
+    return (images[:d] - images[d:]).T / (2 * h)
+
+
+def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: bool = False, exact: bool | None = None,
+             step: float | None = None) -> np.ndarray:
+    r"""Jacobian ∂F/∂x (shape (d, d)) of the one-step map F(x) = x − η γ g(y) of ``method`` at the point ``x``.
+
+    Exact, from ``problem.hessian``, for the built-in non-adaptive rules where they are smooth (ε the ascent,
+    y = x + ε, n = g/‖g‖):
+
+    - ``gd``: I − ηH(x); ``usam``: I − ηH(y)(I + ρH(x)); ``sam``: I − ηH(y)(I + ρ(I − nnᵀ)H(x)/‖g‖);
+    - ``ssam``/``susam``: I − η(g(y)∇γᵀ + γ ∂g(y)/∂x), ∇γ = γ(H(x)g/‖g‖² − (∂g(y)/∂x)ᵀg(y)/‖g(y)‖²).
+
+    Otherwise (``adaptive``, user-defined rules, ``exact=False``, or γ = 1 exactly under ``truncate``):
+    central differences (F(x + he_i) − F(x − he_i))/(2h) with h = ``step``, by default
+    ε^(1/3)·max(1, ‖x‖) ≈ 6.1e-6·max(1, ‖x‖) (error O(h²)). ``sam``, ``ssam``, ``susam`` are not
+    differentiable where ∇f(x) = 0 (for ρ > 0): ``ValueError``. ``exact=True`` refuses to fall back.
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    name, rule = get_method(method)
+    x = _check_point(problem, x)
+    eta = float(check.as_float_array("eta", eta, positive=True))
+    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    if step is not None:
+        step = float(check.as_float_array("step", step, positive=True))
+    builtin = METHODS.get(name) is rule and not adaptive
+    if builtin and exact is not False:
+        result = _exact_jacobian(problem, name, x, eta, rho, truncate)
+        if result is not None:
+            return result
+        if rho > 0 and name != "usam" and not np.any(problem.grad(x)):
+            raise ValueError(f"{name} is not differentiable where the gradient is 0 (x = {x!r:.80})")
+    if exact:
+        raise ValueError(f"no exact Jacobian for method {name!r} here (adaptive={adaptive}, truncate={truncate}); "
+                         "use exact=None for central differences")
+    return _central_differences(problem, rule, x, eta, rho, {"adaptive": bool(adaptive), "truncate": bool(truncate)},
+                                step)
+
+
+def _quadratic_parts(problem):
+    """(eigenvalues, eigenvectors as columns, minimizer) of a quadratic problem, or None."""
+    if isinstance(problem, Quadratic):
+        vectors = np.eye(problem.dim) if problem.eigenvectors is None else problem.eigenvectors
+        return problem.eigenvalues, vectors, problem.center
+    if isinstance(problem, LeastSquares):
+        lam, vectors = np.linalg.eigh(problem.hessian(problem.minimizer))
+        return lam, vectors, problem.minimizer
+    return None
+
+
+def _default_orbit(problem, name, eta, rho):
+    """A point of the fixed point (period 1) or of SAM's 2-cycle (period 2) on a quadratic."""
+    parts = _quadratic_parts(problem)
+    if parts is None:
+        raise ValueError(f"x is required for {type(problem).__name__}: the fixed point/cycle is known only on "
+                         "quadratics (Quadratic, LeastSquares)")
+    lam, vectors, center = parts
+    if name in ("gd", "usam") or rho == 0:
+        return center.copy(), 1
+    if name == "sam":
+        top = int(np.argmax(lam))
+        if eta * lam[top] >= 2:
+            raise ValueError(f"sam has no 2-cycle at eta * lam_max = {eta * lam[top]:.6g} >= 2: it diverges")
+        amplitude = eta * rho * lam[top] / (2 - eta * lam[top])
+        return center + amplitude * vectors[:, top], 2
+    raise ValueError(f"{name} is not differentiable at the minimizer (γ = ‖g(x)‖/‖g(y)‖ is 0/0 there): "
+                     "pass a point x of the orbit to linearize")
+
+
+def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = None, adaptive: bool = False,
+                    truncate: bool = False, exact: bool | None = None, step: float | None = None) -> float:
+    r"""Spectral radius of the Jacobian of the ``period``-step map, J = DF(x_{p−1}) ⋯ DF(x_0), x_{k+1} = F(x_k).
+
+    With ``x=None`` on a quadratic (Quadratic or LeastSquares) the orbit is the fixed point x* for ``gd``
+    and ``usam`` (period 1; radius max_i |1 − ηλ_i(1 + ρλ_i)|, = 1 at the O1/O2 thresholds) and SAM's
+    2-cycle x* ± a·u_1 (period 2, O3). At the cycle the two-step Jacobian has eigenvalue (1 − ηλ_1)² along
+    u_1 and (1 − ηλ_i(1 + ρλ_i/‖g_c‖))² along u_i, ‖g_c‖ = λ_1·a: a direction with λ_i = λ_1 sits exactly
+    at the SAM edge (:func:`sam_edge` (η, ρ, ‖g_c‖) = λ_1). ``ssam``/``susam`` are not differentiable at x*:
+    pass ``x``. Radius < 1: linearly stable. Options as in :func:`jacobian`.
+    """
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    name, rule = get_method(method)
+    eta = float(check.as_float_array("eta", eta, positive=True))
+    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    if x is None:
+        x, default_period = _default_orbit(problem, name, eta, rho)
+    else:
+        x, default_period = _check_point(problem, x), 1
+    period = default_period if period is None else check.as_positive_int("period", period)
+    options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+    product = np.eye(problem.dim)
+    for _ in range(period):
+        product = jacobian(problem, method, x, eta, rho, exact=exact, step=step, **options) @ product
+        x = rule(x[None], problem.gradient_oracle(None), eta, rho, **options).x[0]
+    return float(np.max(np.abs(np.linalg.eigvals(product))))

@@ -1,0 +1,459 @@
+"""Measured stability regimes: status maps, thresholds by vectorized bisection, the comparison table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from . import _validation as check
+from .engine import simulate
+from .methods import METHODS, get_method
+from .problems import LeastSquares, Problem, Quadratic
+from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
+from .stability import EDGES, analytic_critical_learning_rate
+
+__all__ = ["ClassificationRules", "RegimeMap", "regime_map", "CriticalLearningRate", "critical_learning_rate",
+           "compare_regimes", "measured_rate"]
+
+_POINT_STREAM = 0x53544142  # second word of the initial points' generator seed
+# Probes for the converged edge, as fractions of the non-divergent edge (dense near 1, where GD's and USAM's
+# converged edges lie; sparse below, where a budget-limited converged window can end).
+_CONVERGED_PROBES = 1.0 - np.array([0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.97, 0.99,
+                                    0.997, 0.999])
+
+
+@dataclass(frozen=True)
+class ClassificationRules:
+    r"""How a configuration (η, ρ) is classified from simulations.
+
+    Every configuration is run from ``n_points`` initial points (drawn from ``seed``; on a quadratic each has
+    a component of modulus in [0.5, 1] on every eigenvector, random signs). A run *diverged* when ‖g(x_t)‖
+    passed ``divergence_factor · max(‖g(x_0)‖, 1)`` or stopped being finite, *converged* when
+    ‖g(x_T)‖ ≤ ``tol · ‖g(x_0)‖`` after T = ``steps`` updates, else it is *bounded*
+    (:func:`samtheory.simulate`). A configuration is diverged if any run diverged, converged if every run
+    converged, else bounded.
+
+    ``divergence_steps`` is the step budget in which the non-divergent edge is measured (None: automatic,
+    ⌈ln(divergence_factor)/rtol⌉ — enough for a run whose ‖g‖ grows by a factor 1 + 2·rtol per step, as GD's
+    and USAM's do at (1 + rtol) times their threshold, to be flagged; see :func:`critical_learning_rate`).
+    """
+
+    steps: int = 2000
+    tol: float = 1e-6
+    divergence_factor: float = 1e6
+    n_points: int = 3
+    seed: int = 0
+    divergence_steps: int | None = None
+
+    def __post_init__(self):
+        check.as_positive_int("steps", self.steps)
+        check.as_float_array("tol", self.tol, positive=True)
+        factor = float(check.as_float_array("divergence_factor", self.divergence_factor, positive=True))
+        if factor <= 1:
+            raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
+        check.as_positive_int("n_points", self.n_points)
+        check.as_positive_int("seed", self.seed, minimum=0)
+        if self.divergence_steps is not None:
+            check.as_positive_int("divergence_steps", self.divergence_steps)
+
+    def divergence_budget(self, rtol: float) -> int:
+        """Steps in which the non-divergent edge is measured at relative tolerance ``rtol``."""
+        if self.divergence_steps is not None:
+            return max(self.divergence_steps, self.steps)
+        return max(self.steps, math.ceil(math.log(self.divergence_factor) / rtol))
+
+
+def _rules(rules, **overrides) -> ClassificationRules:
+    if rules is None:
+        rules = ClassificationRules()
+    elif not isinstance(rules, ClassificationRules):
+        raise ValueError(f"rules must be a ClassificationRules or None, got {rules!r}")
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return replace(rules, **overrides) if overrides else rules
+
+
+def initial_points(problem: Problem, n_points: int, seed: int = 0) -> np.ndarray:
+    """``n_points`` starting points, shape (n_points, d), each with a component on every eigenvector.
+
+    On a quadratic (Quadratic, LeastSquares): x* + Σ_i s_i c_i u_i with random signs s_i and moduli c_i
+    uniform in [0.5, 1]. Otherwise ``problem.initial_point(seed + k)`` (a Gaussian draw, which has a component
+    on every fixed direction with probability 1).
+    """
+    n_points = check.as_positive_int("n_points", n_points)
+    seed = check.as_positive_int("seed", seed, minimum=0)
+    if isinstance(problem, (Quadratic, LeastSquares)):
+        rng = np.random.default_rng([seed, _POINT_STREAM])
+        coefficients = rng.choice([-1.0, 1.0], size=(n_points, problem.dim)) * rng.uniform(0.5, 1.0, (n_points, problem.dim))
+        if isinstance(problem, Quadratic):
+            vectors, center = problem.eigenvectors, problem.center
+        else:
+            vectors, center = np.linalg.eigh(problem.hessian(problem.minimizer))[1], problem.minimizer
+        return center + (coefficients if vectors is None else coefficients @ vectors.T)
+    return np.stack([np.asarray(problem.initial_point(seed + k), dtype=np.float64) for k in range(n_points)])
+
+
+class _Runner:
+    """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
+
+    def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate):
+        if not isinstance(problem, Problem):
+            raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+        self.name, self.rule = get_method(method)
+        self.method = method
+        self.problem, self.rules = problem, rules
+        if x0 is None:
+            self.points = initial_points(problem, rules.n_points, rules.seed)
+        else:
+            points = check.as_float_array("x0", x0)
+            if points.ndim == 1:
+                points = points[None]
+            if points.ndim != 2 or points.shape[1] != problem.dim:
+                raise ValueError(f"x0 must have shape ({problem.dim},) or (n_points, {problem.dim}), got {points.shape}")
+            self.points = points
+        self.options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+        self.config_steps = 0
+
+    def run(self, eta, rho, steps, record_every=0):
+        """Simulate the batch eta ⊗ rho (broadcast shape S) from every point: result shape S + (n_points,)."""
+        eta, rho = np.broadcast_arrays(np.asarray(eta, dtype=np.float64), np.asarray(rho, dtype=np.float64))
+        shape = eta.shape + (len(self.points),)
+        eta, rho = np.broadcast_to(eta[..., None], shape), np.broadcast_to(rho[..., None], shape)
+        result = simulate(self.problem, self.method, eta, rho, steps=steps, x0=self.points, tol=self.rules.tol,
+                          divergence_factor=self.rules.divergence_factor, record_every=record_every, **self.options)
+        ran = np.where(result.diverged_at >= 0, np.minimum(result.diverged_at + 1, steps), steps)
+        self.config_steps += int(ran.sum())
+        return result
+
+    def status(self, eta, rho, steps):
+        """Aggregate status over the initial points, shape S."""
+        return aggregate_status(self.run(eta, rho, steps).status)
+
+
+def aggregate_status(point_status: np.ndarray) -> np.ndarray:
+    """Status over the last axis (initial points): diverged if any diverged, converged if all converged."""
+    return np.where((point_status == DIVERGED).any(axis=-1), DIVERGED,
+                    np.where((point_status == CONVERGED).all(axis=-1), CONVERGED, BOUNDED))
+
+
+@dataclass
+class RegimeMap:
+    """Status of a method over an (η, ρ) grid. ``status`` has shape (len(eta), len(rho)); ``point_status``
+    adds the initial-point axis; ``simulation`` is the underlying :class:`~samtheory.SimulationResult`."""
+
+    method: str
+    eta: np.ndarray
+    rho: np.ndarray
+    status: np.ndarray
+    point_status: np.ndarray
+    rules: ClassificationRules
+    simulation: object = field(repr=False)
+
+    @property
+    def status_name(self) -> np.ndarray:
+        return np.asarray(STATUS_NAMES)[self.status]
+
+    def grid_edge(self, edge: str = "nondivergent") -> np.ndarray:
+        """Per ρ, the largest grid η of the first run (from the smallest η) of non-divergent (or converged)
+        configurations; NaN where there is none. Its resolution is the grid spacing."""
+        check.choice("edge", edge, EDGES)
+        ok = self.status != DIVERGED if edge == "nondivergent" else self.status == CONVERGED
+        order = np.argsort(self.eta)
+        ok = ok[order]
+        first = np.argmax(ok, axis=0)
+        # Index of the last success of the run that starts at `first`.
+        after = np.where(np.arange(ok.shape[0])[:, None] >= first[None, :], ~ok, False)
+        stop = np.where(after.any(axis=0), np.argmax(after, axis=0), ok.shape[0]) - 1
+        return np.where(ok.any(axis=0), self.eta[order][np.maximum(stop, 0)], np.nan)
+
+
+def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None = None, steps=None, tol=None,
+               divergence_factor=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
+               truncate: bool = False) -> RegimeMap:
+    r"""Status (converged / bounded / diverged) of ``method`` on every (η, ρ) of a grid, in one simulate call.
+
+    ``eta`` and ``rho`` are 1-D (scalars allowed); the batch is η × ρ × initial points. Classification by
+    ``rules`` (:class:`ClassificationRules`; keyword arguments override its fields). ``x0``: None (the
+    rules' points), a point (d,), or points (n_points, d).
+    """
+    rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed)
+    eta = np.atleast_1d(check.as_float_array("eta", eta, positive=True))
+    rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
+    for label, values in (("eta", eta), ("rho", rho)):
+        if values.ndim != 1:
+            raise ValueError(f"{label} must be a scalar or 1-D array, got shape {values.shape}")
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate)
+    result = runner.run(eta[:, None], rho[None, :], rules.steps)
+    return RegimeMap(runner.name, eta, rho, aggregate_status(result.status), result.status, rules, result)
+
+
+@dataclass
+class CriticalLearningRate:
+    """Measured edge of a method's regime for each ρ.
+
+    ``value`` = √(lower·upper), NaN where not found (``reason`` says why, "" where found); ``lower`` passed
+    the edge's test (non-divergent, or converged) and ``upper`` failed it, with upper/lower − 1 ≤
+    ``tolerance``. ``steps``: the budget of the test; ``config_steps``: updates simulated to measure it.
+    """
+
+    method: str
+    edge: str
+    rho: np.ndarray
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    reason: tuple
+    tolerance: float
+    steps: int
+    rules: ClassificationRules
+    config_steps: int = 0
+
+
+def _default_eta_range(problem) -> tuple[float, float]:
+    beta = getattr(problem, "beta", None)
+    if not beta:
+        raise ValueError(f"eta_range is required for {type(problem).__name__}, which has no smoothness constant beta")
+    return 1e-4 * 2 / beta, 4 * 2 / beta
+
+
+def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps_for):
+    """Geometric bisection of [lower, upper] (updated in place on ``rows``) until upper/lower − 1 ≤ rtol.
+
+    ``passes(status)`` tells which statuses pass the edge's test; ``steps_for(width)`` is the step budget for
+    the current largest log-width. All active ρ share one simulate call per round.
+    """
+    active = rows[upper[rows] / lower[rows] - 1 > rtol]
+    while active.size:
+        width = float(np.max(np.log(upper[active] / lower[active])))
+        middle = np.sqrt(lower[active] * upper[active])
+        ok = passes(runner.status(middle, rho[active], steps_for(width)))
+        lower[active[ok]] = middle[ok]
+        upper[active[~ok]] = middle[~ok]
+        active = active[upper[active] / lower[active] - 1 > rtol]
+
+
+def _nondivergent_edge(runner, rho, rtol, eta_range):
+    """Vectorized bisection for the non-divergent edge, with a step budget that grows as the bracket shrinks.
+
+    A run that diverges within t steps diverges within any longer budget (same trajectory), so an upper
+    bracket found with a short budget stays valid; a lower one may not, and is re-checked with the full
+    budget at the end (and repaired downwards where it fails).
+    """
+    budget = runner.rules.divergence_budget(rtol)
+    n = rho.size
+    lower, upper = np.full(n, eta_range[0]), np.full(n, eta_range[1])
+    reason = [""] * n
+    top = runner.status(upper, rho, budget)
+    rows = np.flatnonzero(top == DIVERGED)
+    for i in np.flatnonzero(top != DIVERGED):
+        reason[i] = f"no divergence up to eta = {eta_range[1]:.6g} (the top of eta_range) in {budget} steps"
+    nondivergent = lambda status: status != DIVERGED  # noqa: E731
+
+    def steps_for(width):
+        # Budget ∝ 1/width: a run growing like (1 + width/2)^t is flagged in ~ ln(factor)/width steps.
+        return int(min(budget, max(runner.rules.steps // 4, math.ceil(budget * 4 * rtol / width))))
+
+    _bisect(runner, rho, lower, upper, rows, rtol, nondivergent, steps_for)
+    # Re-check the lower brackets with the full budget; move failing ones down until they pass.
+    failing = rows[runner.status(lower[rows], rho[rows], budget) == DIVERGED] if rows.size else rows
+    jump = rtol
+    while failing.size:
+        upper[failing] = lower[failing]
+        lower[failing] = lower[failing] * math.exp(-2 * jump)
+        jump *= 2
+        below = failing[lower[failing] < eta_range[0]]
+        for i in below:
+            reason[i] = f"diverges at the bottom of eta_range (eta = {eta_range[0]:.6g}) within {budget} steps"
+        failing = failing[lower[failing] >= eta_range[0]]
+        if failing.size:
+            failing = failing[runner.status(lower[failing], rho[failing], budget) == DIVERGED]
+    repaired = np.array([i for i in rows if not reason[i]], dtype=np.int64)
+    _bisect(runner, rho, lower, upper, repaired, rtol, nondivergent, lambda width: budget)
+    return _finish(runner, "nondivergent", rho, lower, upper, reason, rtol, budget)
+
+
+def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
+    """Bisection for the largest η at which every run converges within ``rules.steps`` steps, starting from
+    probes below the non-divergent edge (the largest converged probe and the probe above it)."""
+    steps = runner.rules.steps
+    n = rho.size
+    lower, upper = nondivergent.lower.copy(), nondivergent.upper.copy()
+    reason = list(nondivergent.reason)
+    rows = np.flatnonzero(np.isfinite(nondivergent.value))
+    if rows.size:
+        probes = nondivergent.lower[rows][None, :] * _CONVERGED_PROBES[:, None]
+        converged = runner.status(probes, rho[rows][None, :], steps) == CONVERGED
+        found = converged.any(axis=0)
+        first = np.argmax(converged, axis=0)
+        for j, i in enumerate(rows):
+            if not found[j]:
+                reason[i] = (f"no run converged within {steps} steps at eta/eta_nondivergent in "
+                             f"[{_CONVERGED_PROBES[-1]:.3g}, 1]")
+            else:
+                lower[i] = probes[first[j], j]
+                upper[i] = probes[first[j] - 1, j] if first[j] > 0 else nondivergent.upper[i]
+        rows = rows[found]
+    _bisect(runner, rho, lower, upper, rows, rtol, lambda status: status == CONVERGED, lambda width: steps)
+    return _finish(runner, "converged", rho, lower, upper, reason, rtol, steps)
+
+
+def _finish(runner, edge, rho, lower, upper, reason, rtol, steps):
+    found = np.array([not r for r in reason], dtype=bool)
+    value = np.where(found, np.sqrt(lower * upper), np.nan)
+    return CriticalLearningRate(runner.name, edge, rho.copy(), value, np.where(found, lower, np.nan),
+                                np.where(found, upper, np.nan), tuple(reason), rtol, steps, runner.rules,
+                                runner.config_steps)
+
+
+def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate):
+    rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
+    if rho.ndim != 1:
+        raise ValueError(f"rho must be a scalar or 1-D array, got shape {rho.shape}")
+    rtol = float(check.as_float_array("rtol", rtol, positive=True))
+    if not rtol < 1:
+        raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
+    if eta_range is None:
+        eta_range = _default_eta_range(problem)
+    else:
+        eta_range = check.as_float_array("eta_range", eta_range, positive=True)
+        if eta_range.shape != (2,) or not eta_range[0] < eta_range[1]:
+            raise ValueError(f"eta_range must be (low, high) with 0 < low < high, got {eta_range!r}")
+    eta_range = (float(eta_range[0]), float(eta_range[1]))
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate)
+    measured = {"nondivergent": _nondivergent_edge(runner, rho, rtol, eta_range)}
+    if "converged" in edges:
+        measured["converged"] = _converged_edge(runner, rho, rtol, measured["nondivergent"])
+    return measured
+
+
+def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", rtol: float = 1e-3,
+                           eta_range=None, rules: ClassificationRules | None = None, steps=None, tol=None,
+                           divergence_factor=None, divergence_steps=None, n_points=None, seed=None, x0=None,
+                           adaptive: bool = False, truncate: bool = False) -> CriticalLearningRate:
+    r"""Measured critical learning rate of ``method`` for every ρ at once, by vectorized bisection over η.
+
+    ``edge="nondivergent"``: the largest η at which no run diverges within the divergence budget
+    (:meth:`ClassificationRules.divergence_budget`, ⌈ln(divergence_factor)/rtol⌉ steps by default).
+    ``edge="converged"``: the largest η at which every run converges within ``steps`` steps (a budget-
+    dependent edge: GD's lies ≈ ln(1/tol)/(2·steps) below 2/λ_max; SAM has none).
+
+    The bracket starts at ``eta_range`` (default (10⁻⁴, 4)·2/β), each round evaluates the geometric midpoint
+    of every ρ's bracket in one :func:`samtheory.simulate` call, and it stops when upper/lower − 1 ≤ ``rtol``,
+    the stated tolerance. For the non-divergent edge the early rounds use fewer steps (∝ 1/bracket width);
+    divergence found early stays valid, and the final lower brackets are re-checked with the full budget.
+    The converged edge starts from probes at fractions of the non-divergent edge. Bisection assumes one
+    crossing: :func:`regime_map` shows the whole picture.
+    """
+    check.choice("edge", edge, EDGES)
+    rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
+                   divergence_steps=divergence_steps)
+    return _measure(problem, method, rho, (edge,), rtol, eta_range, rules, x0, adaptive, truncate)[edge]
+
+
+def _problem_spectrum(problem):
+    if isinstance(problem, Quadratic):
+        return problem.eigenvalues, ""
+    if isinstance(problem, LeastSquares):
+        return np.linalg.eigvalsh(problem.hessian(problem.minimizer)), ""
+    return None, f"no closed form for {type(problem).__name__} (not a quadratic)"
+
+
+def _ratio(numerator, denominator):
+    if numerator is None or denominator is None or not np.isfinite(numerator) or not np.isfinite(denominator):
+        return None
+    return float(numerator / denominator)
+
+
+def _finite(value):
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3, eta_range=None,
+                    rules: ClassificationRules | None = None, steps=None, tol=None, divergence_factor=None,
+                    divergence_steps=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
+                    truncate: bool = False) -> list[dict]:
+    r"""Analytic against measured critical learning rates, one row per (method, ρ) — the regime table.
+
+    Each row: ``method``, ``rho``; the non-divergent edge — ``analytic_eta`` (None without closed form),
+    ``empirical_eta``, ``relative_error`` = |empirical − analytic|/analytic (None without analytic value),
+    ``tolerance`` (= ``rtol``), ``width_vs_gd`` = empirical_eta / GD's empirical edge; the converged-only edge
+    within ``steps`` updates — ``analytic_converged_eta``, ``empirical_converged_eta``,
+    ``converged_relative_error``, ``converged_width_vs_gd``; ``steps``, ``divergence_steps``; ``note``
+    (why a value is None). GD is measured too when not listed (it ignores ρ).
+    """
+    rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
+                   divergence_steps=divergence_steps)
+    if isinstance(methods, str):
+        methods = list(METHODS) if methods == "all" else [methods]
+    methods = list(methods)
+    if not methods:
+        raise ValueError("methods must name at least one method, got an empty list")
+    names = [get_method(m)[0] for m in methods]
+    rho = np.atleast_1d(check.as_float_array("rhos", rhos, nonnegative=True))
+    spectrum, spectrum_reason = _problem_spectrum(problem)
+    measured = {}
+    for name, method in zip(names, methods):
+        measured[name] = _measure(problem, method, rho, EDGES, rtol, eta_range, rules, x0, adaptive, truncate)
+    if "gd" in measured:
+        gd = {edge: measured["gd"][edge].value for edge in EDGES}
+    else:
+        reference = _measure(problem, "gd", np.zeros(1), EDGES, rtol, eta_range, rules, x0, False, False)
+        gd = {edge: np.broadcast_to(reference[edge].value, rho.shape) for edge in EDGES}
+    rows = []
+    for name, method in zip(names, methods):
+        analytic = {}
+        for edge in EDGES:
+            if spectrum is None:
+                analytic[edge] = (None, spectrum_reason)
+            else:
+                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive, truncate=truncate)
+                values = [None] * rho.size if result.value is None else [_finite(v) for v in result.value]
+                analytic[edge] = (values, result.reason)
+        for i, r in enumerate(rho):
+            row = {"method": name, "rho": float(r)}
+            notes = []
+            for edge, prefix in (("nondivergent", ""), ("converged", "converged_")):
+                values, analytic_reason = analytic[edge]
+                a = None if values is None else values[i]
+                m = measured[name][edge]
+                e = _finite(m.value[i])
+                if a is None and analytic_reason:
+                    notes.append(f"{edge} analytic: {analytic_reason}")
+                if e is None:
+                    notes.append(f"{edge} measured: {m.reason[i]}")
+                if edge == "nondivergent":
+                    row.update(analytic_eta=a, empirical_eta=e)
+                    row["relative_error"] = None if a is None or e is None else abs(e - a) / a
+                    row["tolerance"] = rtol
+                    row["width_vs_gd"] = _ratio(e, gd[edge][i])
+                else:
+                    row.update(analytic_converged_eta=a, empirical_converged_eta=e)
+                    row["converged_relative_error"] = None if a is None or e is None else abs(e - a) / a
+                    row["converged_width_vs_gd"] = _ratio(e, gd[edge][i])
+            row["steps"] = rules.steps
+            row["divergence_steps"] = rules.divergence_budget(rtol)
+            row["note"] = "; ".join(dict.fromkeys(notes))
+            rows.append(row)
+    return rows
+
+
+def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int | None = None,
+                  rules: ClassificationRules | None = None, n_points=None, seed=None, x0=None, adaptive: bool = False,
+                  truncate: bool = False) -> np.ndarray:
+    r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
+    the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
+    :func:`asymptotic_rate`. ``eta``, ``rho`` broadcast; ``window`` (default steps/2) must divide ``steps``."""
+    steps = check.as_positive_int("steps", steps)
+    window = steps // 2 if window is None else check.as_positive_int("window", window)
+    if window == 0 or steps % window:
+        raise ValueError(f"window must divide steps = {steps}, got {window!r}")
+    rules = _rules(rules, steps=steps, n_points=n_points, seed=seed)
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    result = _Runner(problem, method, rules, x0, adaptive, truncate).run(eta, rho, steps, record_every=window)
+    history = result.history.grad_norm
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = (history[-1] / history[-2]) ** (1.0 / window)
+    rate = np.where(result.status == DIVERGED, np.inf, np.nan_to_num(rate, nan=0.0))
+    return rate.max(axis=-1)
