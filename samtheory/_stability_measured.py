@@ -12,16 +12,15 @@ from .engine import simulate
 from .methods import METHODS, get_method
 from .problems import LeastSquares, Problem, Quadratic
 from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
-from .stability import EDGES, analytic_critical_learning_rate
+from ._stability_analytic import EDGES, analytic_critical_learning_rate
 
 __all__ = ["ClassificationRules", "RegimeMap", "regime_map", "CriticalLearningRate", "critical_learning_rate",
            "compare_regimes", "measured_rate"]
 
 _POINT_STREAM = 0x53544142  # second word of the initial points' generator seed
-# Probes for the converged edge, as fractions of the non-divergent edge (dense near 1, where GD's and USAM's
-# converged edges lie; sparse below, where a budget-limited converged window can end).
-_CONVERGED_PROBES = 1.0 - np.array([0.0, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.97, 0.99,
-                                    0.997, 0.999])
+# Probes for the converged edge, as fractions of the non-divergent edge, in two stages: first next to it (where
+# GD's and USAM's converged edges lie), then, for the ρ values still without a converged probe, further below.
+_CONVERGED_PROBES = (np.array([1.0, 0.99]), np.array([0.9, 0.5, 0.1, 0.01]))
 
 
 @dataclass(frozen=True)
@@ -192,9 +191,10 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
 class CriticalLearningRate:
     """Measured edge of a method's regime for each ρ.
 
-    ``value`` = √(lower·upper), NaN where not found (``reason`` says why, "" where found); ``lower`` passed
-    the edge's test (non-divergent, or converged) and ``upper`` failed it, with upper/lower − 1 ≤
-    ``tolerance``. ``steps``: the budget of the test; ``config_steps``: updates simulated to measure it.
+    ``value`` is the largest η found to pass the edge's test (non-divergent, or converged) — equal to
+    ``lower`` — and ``upper`` the smallest found to fail it, with upper/lower − 1 ≤ ``tolerance``; NaN where
+    no edge was found (``reason`` says why; "" where found). ``steps``: the step budget of the test;
+    ``config_steps``: configuration-updates simulated to measure it (both edges, when measured together).
     """
 
     method: str
@@ -217,19 +217,23 @@ def _default_eta_range(problem) -> tuple[float, float]:
     return 1e-4 * 2 / beta, 4 * 2 / beta
 
 
-def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps_for):
+def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps_for, full_budget=None, verified=None):
     """Geometric bisection of [lower, upper] (updated in place on ``rows``) until upper/lower − 1 ≤ rtol.
 
     ``passes(status)`` tells which statuses pass the edge's test; ``steps_for(width)`` is the step budget for
-    the current largest log-width. All active ρ share one simulate call per round.
+    the current largest log-width. All active ρ share one simulate call per round. ``verified`` (boolean, in
+    place) records which lower brackets passed with ``full_budget`` steps.
     """
     active = rows[upper[rows] / lower[rows] - 1 > rtol]
     while active.size:
         width = float(np.max(np.log(upper[active] / lower[active])))
         middle = np.sqrt(lower[active] * upper[active])
-        ok = passes(runner.status(middle, rho[active], steps_for(width)))
+        steps = steps_for(width)
+        ok = passes(runner.status(middle, rho[active], steps))
         lower[active[ok]] = middle[ok]
         upper[active[~ok]] = middle[~ok]
+        if verified is not None:
+            verified[active[ok]] = steps >= full_budget
         active = active[upper[active] / lower[active] - 1 > rtol]
 
 
@@ -243,6 +247,7 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
     budget = runner.rules.divergence_budget(rtol)
     n = rho.size
     lower, upper = np.full(n, eta_range[0]), np.full(n, eta_range[1])
+    verified = np.zeros(n, dtype=bool)
     reason = [""] * n
     top = runner.status(upper, rho, budget)
     rows = np.flatnonzero(top == DIVERGED)
@@ -251,24 +256,25 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
     nondivergent = lambda status: status != DIVERGED  # noqa: E731
 
     def steps_for(width):
-        # Budget ∝ 1/width: a run growing like (1 + width/2)^t is flagged in ~ ln(factor)/width steps.
+        # Budget ∝ 1/width: growth by 1 + width/2 per step is flagged in ~ ln(factor)/width steps, so a
+        # midpoint is misjudged only within ~width/8 of the edge; the full budget is reached at width 4·rtol.
         return int(min(budget, max(runner.rules.steps // 4, math.ceil(budget * 4 * rtol / width))))
 
-    _bisect(runner, rho, lower, upper, rows, rtol, nondivergent, steps_for)
-    # Re-check the lower brackets with the full budget; move failing ones down until they pass.
-    failing = rows[runner.status(lower[rows], rho[rows], budget) == DIVERGED] if rows.size else rows
-    jump = rtol
+    _bisect(runner, rho, lower, upper, rows, rtol, nondivergent, steps_for, budget, verified)
+    # Re-check the lower brackets not yet passed with the full budget; move failing ones down until they pass.
+    unverified = rows[~verified[rows]]
+    failing = unverified[runner.status(lower[unverified], rho[unverified], budget) == DIVERGED] if unverified.size else unverified
+    repaired, jump = failing, rtol
     while failing.size:
         upper[failing] = lower[failing]
         lower[failing] = lower[failing] * math.exp(-2 * jump)
         jump *= 2
-        below = failing[lower[failing] < eta_range[0]]
-        for i in below:
+        for i in failing[lower[failing] < eta_range[0]]:
             reason[i] = f"diverges at the bottom of eta_range (eta = {eta_range[0]:.6g}) within {budget} steps"
         failing = failing[lower[failing] >= eta_range[0]]
         if failing.size:
             failing = failing[runner.status(lower[failing], rho[failing], budget) == DIVERGED]
-    repaired = np.array([i for i in rows if not reason[i]], dtype=np.int64)
+    repaired = np.array([i for i in repaired if not reason[i]], dtype=np.int64)
     _bisect(runner, rho, lower, upper, repaired, rtol, nondivergent, lambda width: budget)
     return _finish(runner, "nondivergent", rho, lower, upper, reason, rtol, budget)
 
@@ -281,26 +287,32 @@ def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
     lower, upper = nondivergent.lower.copy(), nondivergent.upper.copy()
     reason = list(nondivergent.reason)
     rows = np.flatnonzero(np.isfinite(nondivergent.value))
-    if rows.size:
-        probes = nondivergent.lower[rows][None, :] * _CONVERGED_PROBES[:, None]
-        converged = runner.status(probes, rho[rows][None, :], steps) == CONVERGED
-        found = converged.any(axis=0)
+    pending, found = rows, []
+    above = nondivergent.upper.copy()  # the smallest probe above, per ρ: it did not converge
+    for fractions in _CONVERGED_PROBES:
+        if not pending.size:
+            break
+        probes = nondivergent.lower[pending][None, :] * fractions[:, None]
+        converged = runner.status(probes, rho[pending][None, :], steps) == CONVERGED
+        hit = converged.any(axis=0)
         first = np.argmax(converged, axis=0)
-        for j, i in enumerate(rows):
-            if not found[j]:
-                reason[i] = (f"no run converged within {steps} steps at eta/eta_nondivergent in "
-                             f"[{_CONVERGED_PROBES[-1]:.3g}, 1]")
-            else:
-                lower[i] = probes[first[j], j]
-                upper[i] = probes[first[j] - 1, j] if first[j] > 0 else nondivergent.upper[i]
-        rows = rows[found]
+        for j in np.flatnonzero(hit):
+            i = pending[j]
+            lower[i] = probes[first[j], j]
+            upper[i] = probes[first[j] - 1, j] if first[j] > 0 else above[i]
+        above[pending] = probes[-1]
+        found.extend(pending[hit])
+        pending = pending[~hit]
+    for i in pending:
+        reason[i] = f"no run converged within {steps} steps at eta/eta_nondivergent in {{{', '.join(f'{f:g}' for f in np.concatenate(_CONVERGED_PROBES))}}}"
+    rows = np.array(sorted(found), dtype=np.int64)
     _bisect(runner, rho, lower, upper, rows, rtol, lambda status: status == CONVERGED, lambda width: steps)
     return _finish(runner, "converged", rho, lower, upper, reason, rtol, steps)
 
 
 def _finish(runner, edge, rho, lower, upper, reason, rtol, steps):
     found = np.array([not r for r in reason], dtype=bool)
-    value = np.where(found, np.sqrt(lower * upper), np.nan)
+    value = np.where(found, lower, np.nan)
     return CriticalLearningRate(runner.name, edge, rho.copy(), value, np.where(found, lower, np.nan),
                                 np.where(found, upper, np.nan), tuple(reason), rtol, steps, runner.rules,
                                 runner.config_steps)

@@ -187,6 +187,9 @@ def _forward_fill(values):
 
 
 def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out):
+    # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
+    # several times faster over a contiguous batch axis than over a short last axis.
+    x = np.asfortranarray(x)
     full_gradient = problem.gradient_oracle(None)
     grad_norm0 = _row_norm(full_gradient(x))
     out.grad_norm0[rows] = grad_norm0
@@ -207,7 +210,7 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
             _freeze(out, alive[bad], x[bad], previous[bad], t)
             keep = ~bad
             alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
-            previous, x = x[keep], step.x[keep]
+            previous, x = x[keep], np.asfortranarray(step.x[keep])
             if alive.size == 0:
                 break
         else:

@@ -51,10 +51,14 @@ class Step(NamedTuple):
 def _row_norm(a: np.ndarray) -> np.ndarray:
     """Euclidean norm of each row. The fast sum of squares under- or overflows for norms outside about
     [1e-135, 1e135]; those rows (rare: near a minimizer or diverging) are recomputed with scaling."""
+    if a.shape[0] == 1 and a.shape[1] > 1:
+        # A single row would take einsum's contiguous-row path, whose summation order differs from the
+        # batch-contiguous path of a larger batch: pad it so every batch size rounds the same way.
+        return _row_norm(np.asfortranarray(np.repeat(a, 2, axis=0)))[:1]
     squares = np.einsum("ij,ij->i", a, a)
     norm = np.sqrt(squares)
-    extreme = ~((squares > 1e-270) & (squares < 1e270))
-    if extreme.any():
+    if squares.size and not (squares.min() > 1e-270 and squares.max() < 1e270):
+        extreme = ~((squares > 1e-270) & (squares < 1e270))
         rows = a[extreme]
         scale = np.max(np.abs(rows), axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -71,9 +75,11 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float)
 def gd(x, grad, eta, rho=0.0, **options) -> Step:
     r"""Gradient descent (SGD with a minibatch oracle): x ← x − η g(x). ``rho`` is ignored."""
     g = grad(x)
+    if np.may_share_memory(g, x):  # a gradient oracle may hand back its input (f = ½‖x‖²)
+        g = g.copy()
     grad_norm = _row_norm(g)
     g *= eta
-    return Step(x - g, grad_norm, grad_norm, None)
+    return Step(np.subtract(x, g, out=g), grad_norm, grad_norm, None)
 
 
 def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, adaptive: bool = False,
@@ -113,9 +119,10 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
             gamma = _safe_ratio(grad_norm, ascent_grad_norm, 1.0)
         if truncate:
             np.minimum(gamma, 1.0, out=gamma)
-        gy *= gamma[:, None]
-    gy *= eta
-    return Step(x - gy, grad_norm, ascent_grad_norm, gamma)
+        gy *= eta * gamma[:, None]  # one per-row product: broadcasting over a short axis is slow in NumPy
+    else:
+        gy *= eta
+    return Step(np.subtract(x, gy, out=gy), grad_norm, ascent_grad_norm, gamma)
 
 
 sam = partial(sharpness_aware, normalize=True, renormalize=False)

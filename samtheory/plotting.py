@@ -146,12 +146,14 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
     return paths
 
 
-def log_ticks_off(ax) -> None:
-    """No minor tick labels (log axes over less than a decade otherwise print crowded labels)."""
-    from matplotlib.ticker import NullFormatter
+def plain_log_ticks(axis, ticks) -> None:
+    """Fixed, plainly written ticks (e.g. 1, 2, 4, 8) on a log ``axis`` spanning less than a few decades."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_major_formatter(ScalarFormatter())
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
 
 
 def finite_segment(steps, values, diverged_at):

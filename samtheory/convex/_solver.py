@@ -28,7 +28,7 @@ class SolverError(RuntimeError):
 
     def __init__(self, what: str, solver: str, status: str):
         self.what, self.solver, self.status = what, solver, status
-        super().__init__(f"{what}: solver {solver} returned status {status!r}, not 'optimal'; no value is returned")
+        super().__init__(f"{what}: no optimal status (solver {solver} returned {status}); no value is returned")
 
 
 @dataclass(frozen=True)
@@ -72,26 +72,35 @@ def solver_options(solver: str, tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """The keyword arguments :func:`solve` passes to ``cvxpy.Problem.solve`` for ``solver``."""
     if solver == "CLARABEL":
         return {"tol_gap_abs": tolerance, "tol_gap_rel": tolerance, "tol_feas": tolerance, "max_iter": 500}
-    return {"eps_abs": tolerance, "eps_rel": tolerance, "max_iters": 200_000}
+    return {"eps_abs": tolerance, "eps_rel": tolerance, "max_iters": 20_000}
 
 
 def solve(problem: cp.Problem, *, solver: str | None = None, tolerance: float | None = None,
           what: str = "problem") -> Solution:
-    """Solve a CVXPY problem to ``tolerance``; :class:`SolverError` unless the status is ``optimal``."""
-    name = pick_solver(solver)
+    """Solve a CVXPY problem to ``tolerance``; :class:`SolverError` unless a solver reports ``optimal``.
+
+    With ``solver=None`` the installed solvers of :data:`PREFERENCE` are tried in turn until one reports
+    ``optimal`` (Clarabel, an interior-point method, sometimes stalls just short of the requested accuracy on
+    PEP SDPs, ending ``optimal_inaccurate``; SCS then usually certifies the same problem). ``Solution.solver``
+    names the solver whose answer is returned; a named ``solver`` is the only one tried.
+    """
+    names = (pick_solver(solver),) if solver is not None else available_solvers() or (pick_solver(None),)
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    start = time.perf_counter()
-    try:
-        with warnings.catch_warnings():  # an inaccurate solve raises SolverError below instead of warning
-            warnings.simplefilter("ignore", UserWarning)
-            problem.solve(solver=name, **solver_options(name, tolerance))
-    except cp.error.SolverError as error:
-        raise SolverError(what, name, f"solver_error ({' '.join(str(error).split())[:200]})") from None
-    elapsed = time.perf_counter() - start
-    status = str(problem.status)
-    if status != cp.OPTIMAL:
-        raise SolverError(what, name, status)
-    stats = problem.solver_stats
-    solver_seconds = None if stats is None or stats.solve_time is None else float(stats.solve_time)
-    return Solution(value=float(problem.value), solver=name, status=status, solve_seconds=elapsed,
-                    solver_seconds=solver_seconds)
+    failures = []
+    for name in names:
+        start = time.perf_counter()
+        try:
+            with warnings.catch_warnings():  # an inaccurate solve is reported below, not warned about
+                warnings.simplefilter("ignore", UserWarning)
+                problem.solve(solver=name, **solver_options(name, tolerance))
+            status = str(problem.status)
+        except cp.error.SolverError as error:
+            status = f"solver_error ({' '.join(str(error).split())[:120]})"
+        elapsed = time.perf_counter() - start
+        if status == cp.OPTIMAL:
+            stats = problem.solver_stats
+            solver_seconds = None if stats is None or stats.solve_time is None else float(stats.solve_time)
+            return Solution(value=float(problem.value), solver=name, status=status, solve_seconds=elapsed,
+                            solver_seconds=solver_seconds)
+        failures.append((name, status))
+    raise SolverError(what, "/".join(name for name, _ in failures), "; ".join(f"{n}: {st}" for n, st in failures))

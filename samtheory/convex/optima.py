@@ -26,6 +26,9 @@ __all__ = ["Optimum", "solve", "attach_optimum", "SolverError"]
 
 SolverError = _solver.SolverError
 
+#: Requested solver accuracy (these are small SOC / exponential-cone problems; Clarabel reaches it).
+TOLERANCE = 1e-10
+
 
 @dataclass(frozen=True)
 class Optimum:
@@ -116,7 +119,7 @@ def solve(problem: Problem, *, lower=None, upper=None, radius=None, solver: str 
     x = cp.Variable(getattr(problem, "dim", 0) or 1)
     objective = _objective(problem, x)
     constraints = _constraints(x, problem.dim, lower, upper, radius)
-    solution = _solver.solve(cp.Problem(cp.Minimize(objective), constraints), solver=solver,
+    solution = _solver.solve(cp.Problem(cp.Minimize(objective), constraints), solver=solver, tolerance=TOLERANCE,
                              what=f"minimizing {type(problem).__name__}")
     x_star = np.asarray(x.value, dtype=np.float64).reshape(problem.dim)
     constrained = bool(constraints)

@@ -1,0 +1,383 @@
+r"""Uniform stability (Hardt, Recht & Singer 2016, "Train faster, generalize better"; THEORY.md O10).
+
+Two measurements:
+
+- **Expansivity** of a method's one-step map G(w) = w − η d(w): the largest ‖G(w) − G(w')‖ / ‖w − w'‖ over
+  sampled pairs (a lower bound on the Lipschitz constant), the exact value on quadratics for the linear maps
+  (GD: max|1 − ηλ|, USAM: max|1 − ηλ − ηρλ²|), and the analytic constants of O10
+  (:func:`analytic_expansivity`).
+- **Algorithmic stability** (:func:`stability_experiment`): train on data sets S and S' that differ in one
+  example, with the same initial point and the same minibatch sequence, and follow the parameter divergence
+  ‖w_t − w'_t‖, the loss difference sup_z |f(w_t; z) − f(w'_t; z)| (over held-out z) and the generalization
+  gap R_test(w_t) − R_S(w_t), beside SGD's bounds E‖w_T − w'_T‖ ≤ (2L/n) Σ_t η_t and
+  ε_stab ≤ (2L²/n) Σ_t η_t (HRS Theorem 3.8, convex L-Lipschitz β-smooth losses, η ≤ 2/β).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _validation as check
+from ..datasets import make_logistic_regression
+from ..engine import simulate
+from ..methods import METHODS, get_method
+from ..problems import LogisticRegression, Problem, Quadratic
+from ..result import DIVERGED
+
+__all__ = ["Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
+           "synthetic_split", "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS"]
+
+
+# -- expansivity ---------------------------------------------------------------------------------------------
+def analytic_expansivity(method: str, eta, rho=0.0, *, beta: float, mu: float = 0.0,
+                         quadratic: bool = False) -> np.ndarray:
+    r"""The O10 expansivity constant of one step on β-smooth f with curvature ≥ μ (NaN where none is known).
+
+    GD (Hardt, Recht & Singer 2016, Lemma 3.6/3.7): 1 − ηβμ/(β + μ) for μ > 0 and η ≤ 2/(β + μ); 1 for
+    convex f and η ≤ 2/β; 1 + ηβ otherwise. USAM: on a quadratic with spectrum in [μ, β] (``quadratic=True``)
+    exactly max(|1 − ημ(1 + ρμ)|, |1 − ηβ(1 + ρβ)|), which is ≤ 1 iff ηβ(1 + ρβ) ≤ 2 [derived]; on any β-smooth
+    f, w ↦ w + ρ g(w) is (1 + ρβ)-Lipschitz, hence 1 + ηβ(1 + ρβ). ``sam``, ``ssam``, ``susam``: NaN (the
+    normalized ascent g/‖g‖ and the factor ‖g(x)‖/‖g(y)‖ have no Lipschitz constant near g = 0).
+    """
+    check.choice("method", method, tuple(METHODS))
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    beta = float(check.as_float_array("beta", beta, positive=True))
+    mu = float(check.as_float_array("mu", mu, nonnegative=True))
+    if mu > beta:
+        raise ValueError(f"mu must be <= beta = {beta:g}, got {mu!r}")
+    eta, rho = np.broadcast_arrays(eta, rho)
+    if method == "gd":
+        general = 1.0 + eta * beta
+        convex = np.where(eta <= 2.0 / beta, 1.0, general)
+        if mu > 0:
+            return np.where(eta <= 2.0 / (beta + mu), 1.0 - eta * beta * mu / (beta + mu), convex)
+        return convex
+    if method == "usam":
+        if quadratic:
+            return np.maximum(np.abs(1 - eta * mu * (1 + rho * mu)), np.abs(1 - eta * beta * (1 + rho * beta)))
+        return 1.0 + eta * beta * (1.0 + rho * beta)
+    return np.full(eta.shape, np.nan)
+
+
+def spectral_expansivity(problem: Quadratic, method: str, eta, rho=0.0) -> np.ndarray:
+    r"""Exact Lipschitz constant of the (linear) one-step map on a quadratic: ‖I − ηH − ηρH²‖₂ for USAM,
+    ‖I − ηH‖₂ for GD, from the eigenvalues λ_i (max_i |1 − ηλ_i(1 + ρλ_i)|). Broadcasts over η and ρ."""
+    if not isinstance(problem, Quadratic):
+        raise ValueError(f"problem must be a Quadratic for the spectral expansivity, got {problem!r}")
+    if method not in ("gd", "usam"):
+        raise ValueError(f"method must be 'gd' or 'usam' (linear one-step maps on a quadratic), got {method!r}")
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True) if method == "usam" else np.zeros(())
+    eta, rho = np.broadcast_arrays(eta, rho)
+    lam = problem.eigenvalues
+    factors = 1.0 - eta[..., None] * lam * (1.0 + rho[..., None] * lam)
+    return np.max(np.abs(factors), axis=-1)
+
+
+@dataclass(frozen=True)
+class Expansivity:
+    """Expansivity of one step of ``method``; arrays have the broadcast shape of (eta, rho).
+
+    ``measured``: max over ``n_pairs`` sampled pairs of ‖G(w) − G(w')‖/‖w − w'‖ (a lower bound on the
+    Lipschitz constant); ``exact``: the spectral value on a quadratic for ``gd``/``usam`` (None otherwise);
+    ``analytic``: :func:`analytic_expansivity` with the problem's β and μ (NaN where O10 gives none).
+    """
+
+    method: str
+    eta: np.ndarray
+    rho: np.ndarray
+    measured: np.ndarray
+    exact: np.ndarray | None
+    analytic: np.ndarray
+    n_pairs: int
+    radius: float
+    beta: float
+    mu: float
+
+    def to_records(self) -> list[dict]:
+        exact = None if self.exact is None else self.exact.ravel()
+        return [{"method": self.method, "eta": float(e), "rho": float(r), "measured": float(m),
+                 "exact": None if exact is None else float(exact[k]),
+                 "analytic": None if np.isnan(a) else float(a), "n_pairs": self.n_pairs}
+                for k, (e, r, m, a) in enumerate(zip(self.eta.ravel(), self.rho.ravel(), self.measured.ravel(),
+                                                     self.analytic.ravel()))]
+
+
+def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, radius: float = 1.0,
+                center=None, seed: int = 0) -> Expansivity:
+    r"""Measured Lipschitz constant of the one-step map w ↦ G(w) of ``method`` on ``problem`` (full gradient).
+
+    Pairs: w uniform in the ball of ``radius`` around ``center`` (default: the problem's minimizer, else 0),
+    w' = w + δ u with u a uniform direction and δ log-uniform in [1e-4, 1]·radius (near and far pairs). All
+    pairs and all (η, ρ) run as one batch through the method's update rule. Same seed, same result.
+    """
+    name, rule = get_method(method)
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    n_pairs = check.as_positive_int("n_pairs", n_pairs)
+    radius = float(check.as_float_array("radius", radius, positive=True))
+    if not isinstance(problem, Problem):
+        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    d = problem.dim
+    if center is None:
+        center = problem.minimizer if problem.minimizer is not None else np.zeros(d)
+    center = check.as_float_array("center", center)
+    if center.shape != (d,):
+        raise ValueError(f"center must have shape ({d},), got {center.shape}")
+    seed = int(check.as_seed_array("seed", seed))
+    try:
+        eta, rho = np.broadcast_arrays(eta, rho)
+    except ValueError:
+        raise ValueError(f"eta and rho must broadcast together, got shapes {eta.shape} and {rho.shape}") from None
+    rng = np.random.default_rng(seed)
+    direction = rng.standard_normal((n_pairs, d))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    w = center + direction * radius * rng.random((n_pairs, 1)) ** (1.0 / d)
+    u = rng.standard_normal((n_pairs, d))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    w_other = w + u * radius * 10.0 ** rng.uniform(-4.0, 0.0, (n_pairs, 1))
+    n_configs = eta.size
+    points = np.concatenate([np.tile(w, (n_configs, 1)), np.tile(w_other, (n_configs, 1))])
+    eta_rows = np.tile(np.repeat(eta.reshape(-1), n_pairs), 2)[:, None]
+    rho_rows = np.tile(np.repeat(rho.reshape(-1), n_pairs), 2)[:, None]
+    with np.errstate(all="ignore"):
+        moved = rule(points, problem.gradient_oracle(None), eta_rows, rho_rows).x
+    half = n_configs * n_pairs
+    ratio = np.linalg.norm(moved[:half] - moved[half:], axis=1) / np.linalg.norm(points[:half] - points[half:], axis=1)
+    measured = ratio.reshape(n_configs, n_pairs).max(axis=1).reshape(eta.shape)
+    beta = float(problem.beta) if problem.beta is not None else np.nan
+    mu = float(max(problem.mu, 0.0)) if problem.mu is not None else 0.0
+    quadratic = isinstance(problem, Quadratic)
+    exact = spectral_expansivity(problem, name, eta, rho) if quadratic and name in ("gd", "usam") else None
+    analytic = (analytic_expansivity(name, eta, rho, beta=beta, mu=mu, quadratic=quadratic)
+                if name in METHODS and np.isfinite(beta) else np.full(eta.shape, np.nan))
+    return Expansivity(method=name, eta=eta.copy(), rho=rho.copy(), measured=measured, exact=exact,
+                       analytic=analytic, n_pairs=n_pairs, radius=radius, beta=beta, mu=mu)
+
+
+# -- data sets S and S' ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StabilitySplit:
+    """Training sets S (``train``) and S' (``perturbed``: S with example ``replaced_index`` replaced by a fresh
+    draw) and a held-out ``test`` set, all :class:`~samtheory.problems.LogisticRegression` with one ``l2``."""
+
+    name: str
+    train: LogisticRegression
+    perturbed: LogisticRegression
+    test: LogisticRegression
+    replaced_index: int
+
+
+def _split(name, X, y, n_train, l2, replaced_index):
+    """S = rows [0, n), replacement = row n, test = rows n+1 onwards."""
+    if not 0 <= replaced_index < n_train:
+        raise ValueError(f"replaced_index must be in [0, {n_train}), got {replaced_index!r}")
+    X_perturbed, y_perturbed = X[:n_train].copy(), y[:n_train].copy()
+    X_perturbed[replaced_index], y_perturbed[replaced_index] = X[n_train], y[n_train]
+    return StabilitySplit(name=name, train=LogisticRegression(X[:n_train], y[:n_train], l2=l2),
+                          perturbed=LogisticRegression(X_perturbed, y_perturbed, l2=l2),
+                          test=LogisticRegression(X[n_train + 1:], y[n_train + 1:], l2=l2),
+                          replaced_index=int(replaced_index))
+
+
+def synthetic_split(n_samples: int = 200, dim: int = 10, *, l2: float = 1e-2, label_noise: float = 0.1,
+                    n_test: int = 1000, replaced_index: int = 0, seed: int = 0) -> StabilitySplit:
+    """S, S' and a test set from one draw of :func:`samtheory.datasets.make_logistic_regression` (one w_true)."""
+    n_samples = check.as_positive_int("n_samples", n_samples, minimum=2)
+    n_test = check.as_positive_int("n_test", n_test)
+    data = make_logistic_regression(n_samples + 1 + n_test, dim, l2=l2, label_noise=label_noise, seed=seed)
+    return _split("synthetic", data.features, data.targets, n_samples, data.l2, replaced_index)
+
+
+def breast_cancer_split(n_train: int = 400, *, l2: float = 1e-2, replaced_index: int = 0,
+                        seed: int = 0) -> StabilitySplit:
+    """scikit-learn's breast-cancer data (569 × 30, shipped with the package, no download), features
+    standardized (mean and scale of the whole set), rows shuffled by ``seed``; ``n_train`` rows form S, the
+    next one replaces example ``replaced_index`` in S', the rest is the test set."""
+    try:
+        from sklearn.datasets import load_breast_cancer
+    except ImportError:
+        raise ImportError("breast_cancer_split needs scikit-learn (pip install scikit-learn, "
+                          "or pip install -e '.[test]')") from None
+    n_train = check.as_positive_int("n_train", n_train, minimum=2)
+    X, y = load_breast_cancer(return_X_y=True)
+    if n_train > X.shape[0] - 2:
+        raise ValueError(f"n_train must be <= {X.shape[0] - 2} (one replacement and one test example), got {n_train}")
+    l2 = float(check.as_float_array("l2", l2, nonnegative=True))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    order = np.random.default_rng(seed).permutation(X.shape[0])
+    return _split("breast_cancer", X[order], y[order].astype(np.float64), n_train, l2, replaced_index)
+
+
+#: Named data sets for :func:`stability_experiment` (builders with their default sizes).
+DATASETS = {"synthetic": synthetic_split, "breast_cancer": breast_cancer_split}
+
+
+# -- the Hardt–Recht–Singer experiment ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StabilityResult:
+    """The stability experiment. Per-method arrays have shape ``(len(methods), len(steps))``, means over the
+    non-diverged trials; the ``*_trials`` arrays add a last axis of trials (NaN after a trial diverged).
+
+    ``divergence``: ‖w_t − w'_t‖; ``loss_difference``: max over the test examples z of |f(w_t; z) − f(w'_t; z)|;
+    ``generalization_gap``: R_test(w_t) − R_S(w_t) of the run on S (f the per-example objective, logistic loss
+    plus (l2/2)‖w‖², whose L2 term cancels in the gap). ``parameter_bound`` = (2L/n) Σ_{s<t} η and
+    ``stability_bound`` = (2L²/n) Σ_{s<t} η (shape ``(len(steps),)``), SGD's bounds of HRS Theorem 3.8, with
+    L = ``lipschitz`` (see ``lipschitz_how``); they are proven for ``gd`` (SGD) with η ≤ 2/``beta_max`` only
+    (``bound_applies``). ``lipschitz_measured`` is the largest per-example gradient norm seen at the
+    recorded iterates (≤ L).
+    """
+
+    data: str
+    methods: tuple[str, ...]
+    steps: np.ndarray
+    eta: float
+    rho: float
+    batch_size: int | None
+    n_samples: int
+    n_trials: int
+    divergence: np.ndarray
+    loss_difference: np.ndarray
+    generalization_gap: np.ndarray
+    parameter_bound: np.ndarray
+    stability_bound: np.ndarray
+    lipschitz: float
+    lipschitz_measured: float
+    lipschitz_how: str
+    beta_max: float
+    bound_applies: bool
+    n_diverged: np.ndarray
+    divergence_trials: np.ndarray = field(repr=False)
+    loss_difference_trials: np.ndarray = field(repr=False)
+    generalization_gap_trials: np.ndarray = field(repr=False)
+
+    def to_records(self) -> list[dict]:
+        """One row per method: the values at the last step, beside the bounds."""
+        return [{"data": self.data, "method": name, "steps": int(self.steps[-1]), "eta": self.eta, "rho": self.rho,
+                 "batch_size": self.batch_size, "n_trials": self.n_trials, "divergence": float(self.divergence[m, -1]),
+                 "parameter_bound": float(self.parameter_bound[-1]),
+                 "loss_difference": float(self.loss_difference[m, -1]),
+                 "generalization_gap": float(self.generalization_gap[m, -1]),
+                 "stability_bound": float(self.stability_bound[-1]), "lipschitz": self.lipschitz,
+                 "n_diverged": int(self.n_diverged[m])} for m, name in enumerate(self.methods)]
+
+
+def _per_example_loss(problem: LogisticRegression, W: np.ndarray) -> np.ndarray:
+    """f(w; z_i) = log(1 + exp(−y_i x_iᵀ w)) + (l2/2)‖w‖² for every row of W and example i: shape (B, n)."""
+    out = np.logaddexp(0.0, -(W @ problem.features.T) * problem.targets)
+    return out + 0.5 * problem.l2 * np.einsum("bi,bi->b", W, W)[:, None]
+
+
+def _trajectory(problem, method, eta, rho, checkpoints, segment_seeds, batch_size, x0):
+    """Iterates at ``checkpoints`` (K, trials, d): one simulate call per segment, segment k using the seeds
+    ``segment_seeds[k]`` (shared by S and S', hence the same minibatches), continued from the last iterate."""
+    n_trials, d = segment_seeds.shape[1], problem.dim
+    iterates = np.empty((checkpoints.size, n_trials, d))
+    iterates[0] = x0
+    diverged = np.zeros(n_trials, dtype=bool)
+    for k in range(1, checkpoints.size):
+        result = simulate(problem, method, eta, rho, steps=int(checkpoints[k] - checkpoints[k - 1]),
+                          seed=segment_seeds[k - 1], x0=iterates[k - 1], batch_size=batch_size)
+        diverged |= result.status == DIVERGED
+        iterates[k] = result.x
+        iterates[k, diverged] = np.nan
+    return iterates, diverged
+
+
+def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float = 0.05, rho: float = 0.05,
+                         steps: int = 1000, batch_size: int | None = 1, n_trials: int = 10,
+                         record_every: int | None = None, seed: int = 0, x0=None) -> StabilityResult:
+    r"""Hardt–Recht–Singer algorithmic stability of every method on S and S' (one example replaced).
+
+    ``data``: ``"synthetic"`` (default: :func:`synthetic_split`), ``"breast_cancer"``
+    (:func:`breast_cancer_split`) or a :class:`StabilitySplit`. Both runs of a trial start at ``x0`` (default
+    0) and use the same minibatch sequence (``samtheory.simulate`` with the same seeds; ``batch_size=None`` is
+    full-batch GD). Iterates are recorded every ``record_every`` steps (default steps/20) by continuing the
+    simulation segment by segment; segment k of trial r uses a seed drawn from SeedSequence([seed, k]).
+
+    The Lipschitz constant of the per-example objective over the visited region is bounded as
+    L = max_i ‖x_i‖ + l2 · max_t ‖w_t‖: the logistic part has gradient σ(·) y_i x_i with σ ∈ (0, 1), the L2
+    part l2·w, and max_t ‖w_t‖ is taken over every recorded iterate of every method, trial and data set.
+    """
+    if isinstance(data, str):
+        check.choice("data", data, tuple(DATASETS))
+        split = DATASETS[data]()
+    elif isinstance(data, StabilitySplit):
+        split = data
+    else:
+        raise ValueError(f"data must be one of {', '.join(map(repr, DATASETS))} or a StabilitySplit, got {data!r:.80}")
+    if isinstance(methods, str):
+        methods = (methods,)
+    methods = tuple(methods)
+    if not methods:
+        raise ValueError("methods must name at least one method, got an empty sequence")
+    for name in methods:
+        check.choice("methods", name, tuple(METHODS))
+    eta = float(check.as_float_array("eta", eta, positive=True))
+    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    steps = check.as_positive_int("steps", steps)
+    n_trials = check.as_positive_int("n_trials", n_trials)
+    record_every = max(1, steps // 20) if record_every is None else check.as_positive_int("record_every", record_every)
+    seed = int(check.as_seed_array("seed", seed))
+    d, n = split.train.dim, split.train.n_samples
+    x0 = np.zeros(d) if x0 is None else check.as_float_array("x0", x0)
+    if x0.shape != (d,):
+        raise ValueError(f"x0 must have shape ({d},), got {x0.shape}")
+    checkpoints = np.unique(np.r_[np.arange(0, steps, record_every), steps])
+    segment_seeds = np.stack([np.random.SeedSequence([seed, k]).generate_state(n_trials).astype(np.int64)
+                              for k in range(checkpoints.size - 1)])
+
+    n_methods, n_records = len(methods), checkpoints.size
+    divergence = np.empty((n_methods, n_records, n_trials))
+    loss_difference = np.empty_like(divergence)
+    gap = np.empty_like(divergence)
+    n_diverged = np.zeros(n_methods, dtype=np.int64)
+    largest_norm, measured_lipschitz = float(np.linalg.norm(x0)), 0.0
+    for m, name in enumerate(methods):
+        # batch_size=None: the full gradient, the same for every trial; simulate it once and copy.
+        w, diverged = _trajectory(split.train, name, eta, rho, checkpoints, segment_seeds, batch_size, x0)
+        w_prime, diverged_prime = _trajectory(split.perturbed, name, eta, rho, checkpoints, segment_seeds,
+                                              batch_size, x0)
+        n_diverged[m] = int(np.sum(diverged | diverged_prime))
+        divergence[m] = np.linalg.norm(w - w_prime, axis=-1)
+        flat, flat_prime = w.reshape(-1, d), w_prime.reshape(-1, d)
+        with np.errstate(invalid="ignore"):
+            loss_difference[m] = np.max(np.abs(_per_example_loss(split.test, flat)
+                                               - _per_example_loss(split.test, flat_prime)), axis=1).reshape(n_records, n_trials)
+            gap[m] = (split.test.loss(flat) - split.train.loss(flat)).reshape(n_records, n_trials)
+        finite = np.isfinite(flat).all(axis=1) & np.isfinite(flat_prime).all(axis=1)
+        if finite.any():
+            largest_norm = max(largest_norm, float(np.max(np.linalg.norm(np.r_[flat[finite], flat_prime[finite]], axis=1))))
+            measured_lipschitz = max(measured_lipschitz, _largest_example_gradient(split.train, flat[finite]))
+    features = np.r_[split.train.features, split.perturbed.features[split.replaced_index][None]]
+    feature_norm = float(np.max(np.linalg.norm(features, axis=1)))
+    lipschitz = feature_norm + split.train.l2 * largest_norm
+    beta_max = float(np.max(np.sum(features * features, axis=1))) / 4.0 + split.train.l2
+    cumulative_eta = eta * checkpoints.astype(np.float64)
+
+    def mean(values):
+        with np.errstate(invalid="ignore"):
+            counts = np.sum(np.isfinite(values), axis=-1)
+            return np.where(counts > 0, np.nansum(values, axis=-1) / np.maximum(counts, 1), np.nan)
+
+    return StabilityResult(
+        data=split.name, methods=methods, steps=checkpoints, eta=eta, rho=rho, batch_size=batch_size, n_samples=n,
+        n_trials=n_trials, divergence=mean(divergence), loss_difference=mean(loss_difference),
+        generalization_gap=mean(gap), parameter_bound=2 * lipschitz / n * cumulative_eta,
+        stability_bound=2 * lipschitz ** 2 / n * cumulative_eta, lipschitz=lipschitz,
+        lipschitz_measured=measured_lipschitz,
+        lipschitz_how=(f"L = max_i ||x_i|| + l2 * max_t ||w_t|| = {feature_norm:.4g} + {split.train.l2:g} * "
+                       f"{largest_norm:.4g} (max over the examples of S and S', and over every recorded iterate)"),
+        beta_max=beta_max, bound_applies=bool(eta <= 2.0 / beta_max), n_diverged=n_diverged,
+        divergence_trials=divergence, loss_difference_trials=loss_difference, generalization_gap_trials=gap)
+
+
+def _largest_example_gradient(problem: LogisticRegression, W: np.ndarray) -> float:
+    """max over rows w of W and examples i of ‖∇f(w; z_i)‖ = ‖−σ(−y_i x_iᵀw) y_i x_i + l2 w‖."""
+    X, y = problem.features, problem.targets
+    weights = -y / (1.0 + np.exp(np.clip((W @ X.T) * y, -500, 500)))  # (B, n): −σ(−y xᵀw) y
+    gradients = weights[:, :, None] * X[None] + problem.l2 * W[:, None, :]
+    return float(np.max(np.linalg.norm(gradients, axis=-1)))
