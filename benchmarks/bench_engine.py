@@ -1,0 +1,179 @@
+"""Engine benchmark: prints ratios measured in one run on one machine (no timed tests anywhere).
+
+1. The vectorized sweep of a G × G (η, ρ) grid × T steps on quadratics of d = 10 and d = 100, every method,
+   against a per-configuration Python loop (one NumPy vector per configuration; a sample of configurations is
+   timed and the time scaled to the grid).
+2. ssam/susam against sam/usam, per simulated configuration-step (the paper's "almost no extra cost").
+3. The eigenbasis path against the dense path at d = 500.
+4. The same ssam sweep written the way a JAX user would (``jax.jit`` over ``lax.fori_loop``, float64, CPU):
+   samtheory's throughput as a fraction of JAX's. JAX is needed only here (``pip install "jax[cpu]"``).
+
+Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import samtheory as st
+
+METHODS = ("gd", "sam", "usam", "ssam", "susam")
+
+
+def grid(size):
+    eta = np.geomspace(1e-3, 3e-2, size)[:, None]  # GD's limit 2/λ_max = 0.02 lies inside the range
+    rho = np.linspace(0.0, 0.2, size)[None, :]
+    return eta, rho
+
+
+def configuration_steps(result):
+    """Configuration-steps actually simulated: a diverged configuration stops at its detection step."""
+    return int(np.where(result.diverged, result.diverged_at, result.steps).sum())
+
+
+def loop_one_configuration(lam, x0, eta, rho, steps, method, threshold):
+    """What a user writes without the engine: one configuration, 1-D NumPy vectors, a Python loop."""
+    x = x0.copy()
+    for _ in range(steps):
+        g = lam * x
+        g_norm = np.linalg.norm(g)
+        if not g_norm <= threshold:
+            break
+        if method == "gd":
+            x = x - eta * g
+            continue
+        ascent = g / g_norm if method in ("sam", "ssam") and g_norm > 0 else g
+        if method in ("sam", "ssam") and g_norm == 0:
+            ascent = np.zeros_like(g)
+        gy = lam * (x + rho * ascent)
+        if method in ("ssam", "susam"):
+            gy_norm = np.linalg.norm(gy)
+            gy = gy * (g_norm / gy_norm if gy_norm > 0 else 1.0)
+        x = x - eta * gy
+    return x
+
+
+def time_call(function, repeats=1):
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        value = function()
+        best = min(best, time.perf_counter() - start)
+    return best, value
+
+
+def bench_sweeps(size, steps, sample, dims):
+    eta, rho = grid(size)
+    print(f"\n1. Vectorized (η, ρ) sweep, {size}×{size} grid × {steps} steps, x0 = 1, spectrum geomspace(1, 100, d)")
+    print(f"{'d':>4} {'method':>6} {'sweep [s]':>10} {'cfg-steps/s':>12} {'loop est. [s]':>13} {'speed-up':>9}")
+    rng = np.random.default_rng(0)
+    for d in dims:
+        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+        x0 = np.ones(d)
+        threshold = 1e6 * max(np.linalg.norm(problem.grad(x0)), 1.0)
+        picks = rng.choice(size * size, size=sample, replace=False)
+        for method in METHODS:
+            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0))
+            rate = configuration_steps(result) / seconds
+            etas, rhos = np.broadcast_arrays(eta, rho)
+            loop_seconds, _ = time_call(lambda: [loop_one_configuration(
+                problem.eigenvalues, x0, etas.flat[i], rhos.flat[i], steps, method, threshold) for i in picks])
+            loop_estimate = loop_seconds * size * size / sample
+            print(f"{d:>4} {method:>6} {seconds:>10.2f} {rate:>12.3g} {loop_estimate:>13.1f} {loop_estimate / seconds:>8.0f}×")
+
+
+def bench_renormalization_cost(size, steps, dims, repeats=3):
+    """Same configurations, none diverging (η below USAM's limit at the largest ρ), so every method
+    simulates exactly size² × steps configuration-steps; runs interleaved, best of ``repeats``."""
+    rho_max = 0.2
+    eta = np.geomspace(1e-4, 0.9 * 2 / (100.0 * (1 + rho_max * 100.0)), size)[:, None]
+    rho = np.linspace(0.0, rho_max, size)[None, :]
+    print(f"\n2. Renormalization cost: {size}×{size} grid × {steps} steps with no divergent configuration "
+          f"(target ≤ 1.15)")
+    for d in dims:
+        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+        best = dict.fromkeys(("sam", "ssam", "usam", "susam"), np.inf)
+        for _ in range(repeats):
+            for method in best:
+                seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=np.ones(d)))
+                assert not result.diverged.any()
+                best[method] = min(best[method], seconds)
+        print(f"   d = {d:>3}: ssam/sam = {best['ssam'] / best['sam']:.3f}, susam/usam = {best['susam'] / best['usam']:.3f}"
+              f"  (sam {best['sam']:.2f} s, ssam {best['ssam']:.2f} s, usam {best['usam']:.2f} s, susam {best['susam']:.2f} s)")
+
+
+def bench_eigenbasis(dim, steps, size):
+    print(f"\n3. Eigenbasis against dense H at d = {dim} ({size}×{size} grid × {steps} steps, ssam, random rotation)")
+    problem = st.Quadratic(np.geomspace(1.0, 100.0, dim), rotation=0)
+    eta, rho = grid(size)
+    x0 = problem.initial_point(0)
+    dense_seconds, dense = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="dense"))
+    eigen_seconds, eigen = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="eigen"), 3)
+    same = np.array_equal(dense.status, eigen.status)
+    print(f"   dense {dense_seconds:.2f} s, eigenbasis {eigen_seconds:.3f} s: {dense_seconds / eigen_seconds:.0f}× faster "
+          f"(same statuses: {same})")
+
+
+def bench_jax(size, steps, dims):
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        print("\n4. JAX comparison skipped: JAX is not installed (pip install 'jax[cpu]')")
+        return
+    jax.config.update("jax_enable_x64", True)
+    eta, rho = grid(size)
+    etas, rhos = (np.broadcast_arrays(eta, rho)[i].reshape(-1, 1) for i in range(2))
+    print(f"\n4. ssam sweep against JAX (jit + lax.fori_loop, float64, CPU), {size}×{size} grid × {steps} steps")
+    for d in dims:
+        lam_np = np.geomspace(1.0, 100.0, d)
+        lam = jnp.asarray(lam_np)
+
+        @jax.jit
+        def sweep(x0, eta, rho):
+            def body(_, x):
+                g = x * lam
+                g_norm = jnp.linalg.norm(g, axis=1, keepdims=True)
+                y = x + rho * g / jnp.where(g_norm > 0, g_norm, 1.0)
+                gy = y * lam
+                gy_norm = jnp.linalg.norm(gy, axis=1, keepdims=True)
+                gamma = jnp.where(gy_norm > 0, g_norm / jnp.where(gy_norm > 0, gy_norm, 1.0), 1.0)
+                return x - eta * gamma * gy
+            return jax.lax.fori_loop(0, steps, body, x0)
+
+        arguments = (jnp.ones((etas.shape[0], d)), jnp.asarray(etas), jnp.asarray(rhos))
+        sweep(*arguments).block_until_ready()  # compile outside the timing
+        jax_seconds, _ = time_call(lambda: sweep(*arguments).block_until_ready(), 3)
+        problem = st.Quadratic(lam_np)
+        ours, _ = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d)), 3)
+        print(f"   d = {d:>3}: JAX {jax_seconds:.2f} s, samtheory {ours:.2f} s: samtheory's throughput = "
+              f"{jax_seconds / ours:.2f} × JAX's")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--sample", type=int, default=48, help="configurations timed in the per-configuration loop")
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.grid, args.steps, args.sample = 16, 100, 8
+    try:  # the dense path's BLAS on one core, like the rest of NumPy (JAX keeps its default threads)
+        import threadpoolctl
+
+        threadpoolctl.threadpool_limits(1)
+    except ImportError:
+        pass
+    print(f"samtheory {st.__version__}, numpy {np.__version__}")
+    bench_sweeps(args.grid, args.steps, args.sample, (10, 100))
+    bench_renormalization_cost(args.grid, args.steps, (10, 100))
+    bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 16, 2))
+    bench_jax(args.grid, args.steps, (10, 100))
+
+
+if __name__ == "__main__":
+    main()
