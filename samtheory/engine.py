@@ -17,7 +17,7 @@ _MINIBATCH_STREAM = 0x5A4D  # second word of the minibatch generator's seed; x0 
 
 
 def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=None, adaptive: bool = False,
-             truncate: bool = False, batch_size: int | None = None, record_every: int = 0, tol: float = 1e-6,
+             truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              progress: bool = False) -> SimulationResult:
     r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
@@ -33,7 +33,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     not finite or exceeds ``divergence_factor · max(‖g(x_0)‖, 1)``; it is then frozen at x_t (removed from
     the working batch). Otherwise it is *converged* if ‖g(x_T)‖ ≤ ``tol · ‖g(x_0)‖`` (full gradient), else
     *bounded*. With ``record_every = k > 0`` the result carries a :class:`~samtheory.result.History` at steps
-    0, k, 2k, ..., T.
+    0, k, 2k, ..., T (with the iterates themselves if ``record_iterates``).
 
     ``basis``: ``"eigen"`` simulates a :class:`~samtheory.problems.Quadratic` in its eigenbasis (O(d) per
     step, exact for rotation-equivariant rules, THEORY.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
@@ -52,7 +52,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     if divergence_factor <= 1:
         raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
     check.choice("basis", basis, ("auto", "eigen", "dense"))
-    for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate)):
+    for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate), ("record_iterates", record_iterates)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{flag_name} must be True or False, got {flag!r}")
     try:
@@ -90,7 +90,10 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
     if record_every:
         options["diagnostics"] = True
-    out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None)
+    if record_iterates and not record_every:
+        raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
+    out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None,
+                   with_iterates=bool(record_iterates))
     if chunk_size is None:
         chunk_size = max(64, _CHUNK_ELEMENTS // d)
     groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)] if batch_size else [np.arange(n_rows)]
@@ -110,7 +113,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         x=final_x.reshape(shape + (d,)), loss=out.loss.reshape(shape), grad_norm=out.grad_norm.reshape(shape),
         distance=None if out.distance is None else out.distance.reshape(shape),
         status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
-        history=out.history(shape), options={**options, "batch_size": batch_size, "basis": basis,
+        history=out.history(shape, from_inner), options={**options, "batch_size": batch_size, "basis": basis,
                                              "divergence_factor": divergence_factor},
     )
 
@@ -133,7 +136,7 @@ def _initial_points(problem, x0, shape, seeds) -> np.ndarray:
 class _Outputs:
     """Per-row outputs, filled chunk by chunk."""
 
-    def __init__(self, n_rows, d, steps, record_every, with_distance):
+    def __init__(self, n_rows, d, steps, record_every, with_distance, with_iterates):
         self.x = np.empty((n_rows, d))
         self.loss = np.empty(n_rows)
         self.grad_norm = np.empty(n_rows)
@@ -147,11 +150,14 @@ class _Outputs:
             self.h_loss, self.h_grad_norm, self.h_gamma = np.full(slots, np.nan), np.full(slots, np.nan), np.full(slots, np.nan)
             self.h_ratio = np.full(slots, np.nan)
             self.h_distance = np.full(slots, np.nan) if with_distance else None
+            self.h_x = np.full(slots + (d,), np.nan) if with_iterates else None
             self.has_ratio = False
 
     def record(self, slot, rows, problem, x, grad_norm, step: Step | None):
         self.h_loss[slot, rows] = problem._loss(x, None)
         self.h_grad_norm[slot, rows] = grad_norm
+        if self.h_x is not None:
+            self.h_x[slot, rows] = x
         if self.h_distance is not None:
             self.h_distance[slot, rows] = problem.distance(x)
         if step is not None:
@@ -161,10 +167,10 @@ class _Outputs:
                 self.h_ratio[slot, rows] = np.divide(step.ascent_grad_norm, step.grad_norm,
                                                      out=np.ones_like(step.grad_norm), where=step.grad_norm > 0)
 
-    def history(self, shape):
+    def history(self, shape, from_inner=None):
         if not self.record_every:
             return None
-        fields = [self.h_loss, self.h_grad_norm, self.h_gamma, self.h_ratio, self.h_distance]
+        fields = [self.h_loss, self.h_grad_norm, self.h_gamma, self.h_ratio, self.h_distance, self.h_x]
         for values in fields:
             if values is not None:
                 _forward_fill(values)
@@ -173,10 +179,15 @@ class _Outputs:
         for values, final in ((self.h_loss, self.loss), (self.h_grad_norm, self.grad_norm), (self.h_distance, self.distance)):
             if values is not None:
                 np.copyto(values, np.broadcast_to(final, values.shape), where=frozen)
+        iterates = None
+        if self.h_x is not None:
+            np.copyto(self.h_x, np.broadcast_to(self.x, self.h_x.shape), where=frozen[..., None])
+            iterates = self.h_x if from_inner is None else from_inner(self.h_x)
+            iterates = iterates.reshape((iterates.shape[0],) + shape + (iterates.shape[-1],))
         reshape = lambda a: None if a is None else a.reshape((a.shape[0],) + shape)  # noqa: E731
         return History(steps=self.record_steps, loss=reshape(self.h_loss), grad_norm=reshape(self.h_grad_norm),
                        gamma=reshape(self.h_gamma), ascent_ratio=reshape(self.h_ratio) if self.has_ratio else None,
-                       distance=reshape(self.h_distance))
+                       distance=reshape(self.h_distance), x=iterates)
 
 
 def _forward_fill(values):

@@ -21,9 +21,10 @@ class History:
 
     After a configuration diverges its entries hold the frozen values. ``gamma`` is the renormalization
     factor (1 for rules that do not renormalize); ``ascent_ratio`` is ‖g(y)‖/‖g(x)‖ (None when the rule did
-    not compute ‖g(y)‖); ``distance`` is ‖x − x*‖ (None when no minimizer is known). At a recorded step t,
-    ``gamma`` and ``ascent_ratio`` describe the update from x_t (the last record, at step T, has none: its
-    entries repeat step T − 1's).
+    not compute ‖g(y)‖); ``distance`` is ‖x − x*‖ (None when no minimizer is known); ``x`` holds the
+    iterates themselves, shape ``(len(steps), *batch_shape, d)``, when ``record_iterates=True`` (else None).
+    At a recorded step t, ``gamma`` and ``ascent_ratio`` describe the update from x_t (the last record, at
+    step T, has no update: its entries repeat the previous record's).
     """
 
     steps: np.ndarray
@@ -32,6 +33,7 @@ class History:
     gamma: np.ndarray
     ascent_ratio: np.ndarray | None
     distance: np.ndarray | None
+    x: np.ndarray | None = None
 
 
 @dataclass

@@ -204,3 +204,22 @@ def test_bad_problem_and_rule_output():
         st.simulate(make_least_squares(10, 2), "gd", 0.1, steps=1, batch_size=11)
     with pytest.raises(ValueError, match="must return a samtheory.methods.Step"):
         st.simulate(st.Quadratic([1.0]), lambda x, grad, eta, rho, **o: x - eta * grad(x), 0.1, steps=1)
+
+
+@pytest.mark.parametrize("problem", [st.Quadratic([1.0, 10.0, 100.0]), st.Quadratic([1.0, 10.0, 100.0], rotation=1),
+                                     make_least_squares(30, 3, seed=0)], ids=["diagonal", "rotated", "least_squares"])
+def test_recorded_iterates_are_the_iterates(problem):
+    eta = np.array([0.005, 0.05])[:, None]
+    kwargs = dict(steps=40, seed=np.array([0, 1]), record_every=10)
+    full = st.simulate(problem, "ssam", eta, 0.05, record_iterates=True, **kwargs)
+    assert full.history.x.shape == (5, 2, 2, problem.dim)
+    np.testing.assert_array_equal(full.history.x[-1], full.x)
+    for slot, steps in enumerate(full.history.steps[1:], start=1):
+        short = st.simulate(problem, "ssam", eta, 0.05, steps=int(steps), seed=np.array([0, 1]))
+        # Same arithmetic; only the rotation back from the eigenbasis may round differently (matrix shapes).
+        np.testing.assert_allclose(full.history.x[slot], short.x, rtol=1e-13, atol=1e-15)
+
+
+def test_record_iterates_needs_record_every():
+    with pytest.raises(ValueError, match="record_iterates=True needs record_every >= 1"):
+        st.simulate(st.Quadratic([1.0]), "gd", 0.1, steps=5, record_iterates=True)
