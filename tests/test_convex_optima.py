@@ -114,3 +114,18 @@ def test_infeasible_constraints_raise_with_status():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_readme_convex_example_runs(capsys):
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("<!-- section: convex -->")[1].split("<!-- end section: convex -->")[0]
+    blocks = re.findall(r"```python\n(.+?)\n```", section, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    assert "optimal" in lines[0] and float(lines[1]) >= -1e-15
+    assert float(lines[2]) == pytest.approx(1 / 22, rel=1e-4)  # PEP solver accuracy

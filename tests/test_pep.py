@@ -249,8 +249,8 @@ def test_cli_pep_json(capsys):
     code = main(["pep", "--method", "usam", "--L", "1", "--eta", "1.0", "--rho", "0.5", "--steps", "5", "--json"])
     record = json.loads(capsys.readouterr().out)
     assert code == 0
-    for key in ("method", "L", "mu", "eta", "rho", "steps", "metric", "worst_case", "solver", "status", "solve_seconds"):
-        assert key in record
+    keys = ("method", "L", "mu", "eta", "rho", "steps", "metric", "worst_case", "solver", "status", "solve_seconds")
+    assert all(key in record for key in keys)
     assert record["status"] == "optimal" and record["method"] == "usam" and record["steps"] == 5
     assert record["worst_case"] == pytest.approx(1.0 / 22.0, rel=PEP_RTOL)  # = GD's 1/(4Nh+2), h = 1 (measured)
 

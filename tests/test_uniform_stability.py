@@ -93,6 +93,8 @@ def test_identical_data_sets_give_identical_runs():
     result = uniform.stability_experiment(same, steps=30, n_trials=2, record_every=10)
     np.testing.assert_array_equal(result.divergence, 0.0)  # same data, same minibatches: bit-for-bit equal
     np.testing.assert_array_equal(result.loss_difference, 0.0)
+    again = uniform.stability_experiment(split, steps=30, n_trials=2, record_every=10)
+    np.testing.assert_array_equal(again.generalization_gap_trials, result.generalization_gap_trials)  # same seed
 
 
 def test_divergence_starts_at_zero_and_grows(synthetic):

@@ -8,14 +8,16 @@ HELP = "exact worst case (PEP, an SDP in CVXPY) of gd/usam over L-smooth (strong
 
 
 def add_arguments(parser):
-    parser.add_argument("--method", default="usam", help="gd or usam (sam/ssam/susam have no exact PEP) (default: usam)")
+    parser.add_argument("--method", default="usam",
+                        help="gd or usam (sam/ssam/susam have no exact PEP) (default: usam)")
     parser.add_argument("--L", type=float, default=1.0, help="smoothness constant (default: 1)")
     parser.add_argument("--mu", type=float, default=0.0, help="strong convexity, 0 <= mu < L (default: 0)")
     parser.add_argument("--eta", type=float_list, default=[1.0], help="learning rate(s), comma-separated (default: 1)")
     parser.add_argument("--rho", type=float_list, default=[0.0], help="USAM radius/radii, comma-separated (default: 0)")
     parser.add_argument("--steps", type=int_list, default=[5], help="number(s) of iterations N (default: 5)")
     parser.add_argument("--metric", default="function_value",
-                        help="function_value (f(x_N)-f*), distance_squared or gradient_norm_squared (default: function_value)")
+                        help="function_value (f(x_N)-f*), distance_squared or gradient_norm_squared "
+                             "(default: function_value)")
     parser.add_argument("--R", type=float, default=1.0, help="initial distance bound ||x_0 - x*|| <= R (default: 1)")
     parser.add_argument("--solver", default=None, help="CLARABEL or SCS (default: the first installed)")
     parser.add_argument("--critical", action="store_true",

@@ -16,7 +16,8 @@ def add_arguments(parser):
     parser.add_argument("--rho", type=float, default=0.05, help="radius (default: 0.05)")
     parser.add_argument("--steps", type=int, default=None, help="number of updates (default: 1000; 200 with --quick)")
     parser.add_argument("--batch-size", type=int, default=1, help="minibatch size; 0 for full-batch (default: 1)")
-    parser.add_argument("--trials", type=int, default=None, help="minibatch sequences averaged (default: 10; 4 with --quick)")
+    parser.add_argument("--trials", type=int, default=None,
+                        help="minibatch sequences averaged (default: 10; 4 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the minibatch sequences (default: 0)")
     parser.add_argument("--quick", action="store_true", help="a small run (200 steps, 4 trials), a few seconds")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -27,7 +28,8 @@ def run(args) -> int:
 
     data = args.data.replace("-", "_")
     if data not in uniform.DATASETS:
-        raise ValueError(f"--data must be one of {', '.join(d.replace('_', '-') for d in uniform.DATASETS)}, got {args.data!r}")
+        names = ", ".join(name.replace("_", "-") for name in uniform.DATASETS)
+        raise ValueError(f"--data must be one of {names}, got {args.data!r}")
     if args.batch_size is not None and args.batch_size < 0:
         raise ValueError(f"--batch-size must be >= 0, got {args.batch_size}")
     steps = args.steps if args.steps is not None else (200 if args.quick else 1000)

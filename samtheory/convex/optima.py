@@ -77,7 +77,9 @@ def _constraints(x, dim, lower, upper, radius):
     for name, bound in (("lower", lower), ("upper", upper)):
         if bound is None:
             continue
-        bound = np.broadcast_to(as_float_array(name, bound), (dim,)) if np.ndim(bound) == 0 else as_float_array(name, bound)
+        bound = as_float_array(name, bound)
+        if bound.ndim == 0:
+            bound = np.broadcast_to(bound, (dim,))
         if bound.shape != (dim,):
             raise ValueError(f"{name} must be a number or have shape ({dim},), got shape {bound.shape}")
         constraints.append(x >= bound if name == "lower" else x <= bound)

@@ -184,15 +184,16 @@ def _program(method) -> tuple[str, Callable]:
                      f"algorithm(x0, gradient, eta, rho, steps) -> x_N, got {method!r}")
 
 
-def _trace(algorithm, n_initial: int, **params):
-    tape = _Tape(n_initial)
-    starts = [Vector(tape, {i: 1.0}) for i in range(n_initial)]
+def _trace(algorithm, **params):
+    """Run ``algorithm`` once on symbolic vectors from x_0 − x* (basis vector 0); returns the tape and x_N."""
+    tape = _Tape(1)
     try:
-        outputs = algorithm(*starts, tape.gradient, **params) if n_initial == 1 else [
-            algorithm(start, tape.gradient, **params) for start in starts]
+        x_last = algorithm(Vector(tape, {0: 1.0}), tape.gradient, **params)
     except TypeError as error:
         raise ValueError(f"method: tracing the algorithm failed: {error}") from None
-    return tape, outputs
+    if not isinstance(x_last, Vector):
+        raise ValueError(f"method: the algorithm must return the last iterate (a Vector), got {x_last!r:.80}")
+    return tape, x_last
 
 
 # -- the SDP ---------------------------------------------------------------------------------------------------
@@ -326,9 +327,7 @@ def worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: float, rho: floa
     steps = check.as_positive_int("steps", steps)
     R = _scalar("R", R, positive=True)
     check.choice("metric", metric, tuple(METRICS))
-    tape, x_last = _trace(algorithm, 1, eta=eta, rho=rho, steps=steps)
-    if not isinstance(x_last, Vector):
-        raise ValueError(f"method: the algorithm must return the last iterate (a Vector), got {x_last!r:.80}")
+    tape, x_last = _trace(algorithm, eta=eta, rho=rho, steps=steps)
     g_last = tape.gradient(x_last)  # x_N becomes a point with a value and a gradient
     sdp = _SDP(tape, L, mu, with_minimizer=True)
     last = sdp.point(x_last)
@@ -456,7 +455,8 @@ class CriticalLearningRate:
 
 def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0, rho: float = 0.0, steps: int = 5,
                                metric: str = "function_value", eta_max: float | None = None, n_scan: int = 12,
-                               xtol: float = 1e-3, rtol: float = 1e-5, solver: str | None = None) -> CriticalLearningRate:
+                               xtol: float = 1e-3, rtol: float = 1e-5,
+                               solver: str | None = None) -> CriticalLearningRate:
     r"""Bisection for the largest η with W(N + 1) < (1 − rtol) W(N), W the PEP worst case of ``metric``.
 
     A coarse upward scan of ``n_scan`` learning rates in (0, ``eta_max``] (default 4/L) finds the first η where
@@ -508,7 +508,8 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
     return CriticalLearningRate(
         method=name, L=L, mu=mu, rho=rho, steps=steps, metric=metric, eta=eta, bracket=(low, high),
         quadratic_eta=quadratic, agree=bool(abs(eta - quadratic) <= xtol),
-        relative_difference=(eta - quadratic) / quadratic, scan_eta=np.array(scan), scan_decreasing=np.array(flags), n_solves=n_solves, xtol=xtol, rtol=rtol,
+        relative_difference=(eta - quadratic) / quadratic, scan_eta=np.array(scan),
+        scan_decreasing=np.array(flags), n_solves=n_solves, xtol=xtol, rtol=rtol,
         solver="+".join(sorted(solvers_used)))
 
 

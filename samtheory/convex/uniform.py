@@ -345,12 +345,13 @@ def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float
         divergence[m] = np.linalg.norm(w - w_prime, axis=-1)
         flat, flat_prime = w.reshape(-1, d), w_prime.reshape(-1, d)
         with np.errstate(invalid="ignore"):
-            loss_difference[m] = np.max(np.abs(_per_example_loss(split.test, flat)
-                                               - _per_example_loss(split.test, flat_prime)), axis=1).reshape(n_records, n_trials)
+            difference = _per_example_loss(split.test, flat) - _per_example_loss(split.test, flat_prime)
+            loss_difference[m] = np.max(np.abs(difference), axis=1).reshape(n_records, n_trials)
             gap[m] = (split.test.loss(flat) - split.train.loss(flat)).reshape(n_records, n_trials)
         finite = np.isfinite(flat).all(axis=1) & np.isfinite(flat_prime).all(axis=1)
         if finite.any():
-            largest_norm = max(largest_norm, float(np.max(np.linalg.norm(np.r_[flat[finite], flat_prime[finite]], axis=1))))
+            visited = np.r_[flat[finite], flat_prime[finite]]
+            largest_norm = max(largest_norm, float(np.max(np.linalg.norm(visited, axis=1))))
             measured_lipschitz = max(measured_lipschitz, _largest_example_gradient(split.train, flat[finite]))
     features = np.r_[split.train.features, split.perturbed.features[split.replaced_index][None]]
     feature_norm = float(np.max(np.linalg.norm(features, axis=1)))
