@@ -84,7 +84,9 @@ def test_expansivity_of_normalized_methods_has_no_analytic_constant():
 # -- the stability experiment ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def synthetic():
-    return uniform.stability_experiment("synthetic", steps=120, n_trials=3, record_every=20, eta=0.1, rho=0.05)
+    # 500 steps of batch size 1 on n = 200: each trial samples the replaced example with probability
+    # 1 − (199/200)^500 ≈ 0.92, so S and S' runs separate in at least one of three trials.
+    return uniform.stability_experiment("synthetic", steps=500, n_trials=3, record_every=50, eta=0.1, rho=0.05)
 
 
 def test_identical_data_sets_give_identical_runs():
@@ -99,7 +101,7 @@ def test_identical_data_sets_give_identical_runs():
 
 def test_divergence_starts_at_zero_and_grows(synthetic):
     assert synthetic.divergence.shape == (5, synthetic.steps.size)
-    assert synthetic.steps[0] == 0 and synthetic.steps[-1] == 120
+    assert synthetic.steps[0] == 0 and synthetic.steps[-1] == 500
     np.testing.assert_array_equal(synthetic.divergence[:, 0], 0.0)  # common start
     assert np.all(synthetic.divergence[:, -1] > 0)
     assert np.all(synthetic.n_diverged == 0)

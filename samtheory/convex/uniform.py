@@ -271,20 +271,18 @@ def _per_example_loss(problem: LogisticRegression, W: np.ndarray) -> np.ndarray:
     return out + 0.5 * problem.l2 * np.einsum("bi,bi->b", W, W)[:, None]
 
 
-def _trajectory(problem, method, eta, rho, checkpoints, segment_seeds, batch_size, x0):
-    """Iterates at ``checkpoints`` (K, trials, d): one simulate call per segment, segment k using the seeds
-    ``segment_seeds[k]`` (shared by S and S', hence the same minibatches), continued from the last iterate."""
-    n_trials, d = segment_seeds.shape[1], problem.dim
-    iterates = np.empty((checkpoints.size, n_trials, d))
-    iterates[0] = x0
-    diverged = np.zeros(n_trials, dtype=bool)
-    for k in range(1, checkpoints.size):
-        result = simulate(problem, method, eta, rho, steps=int(checkpoints[k] - checkpoints[k - 1]),
-                          seed=segment_seeds[k - 1], x0=iterates[k - 1], batch_size=batch_size)
-        diverged |= result.status == DIVERGED
-        iterates[k] = result.x
-        iterates[k, diverged] = np.nan
-    return iterates, diverged
+def _trajectory(problem, method, eta, rho, steps, record_every, trial_seeds, batch_size, x0):
+    """Iterates at the recorded steps (K, trials, d), from one simulate call; trial r uses the seed
+    ``trial_seeds[r]`` (shared by S and S', hence the same minibatches). Records from a configuration's
+    divergence on are NaN (excluded from the means)."""
+    result = simulate(problem, method, eta, rho, steps=steps, seed=trial_seeds, x0=x0, batch_size=batch_size,
+                      record_every=record_every, record_iterates=True)
+    checkpoints, iterates = result.history.steps, result.history.x
+    if checkpoints[-1] != steps:
+        checkpoints, iterates = np.r_[checkpoints, steps], np.concatenate([iterates, result.x[None]])
+    diverged = result.status == DIVERGED
+    iterates[(checkpoints[:, None] >= result.diverged_at[None, :]) & diverged[None, :]] = np.nan
+    return checkpoints, iterates, diverged
 
 
 def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float = 0.05, rho: float = 0.05,
@@ -295,8 +293,8 @@ def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float
     ``data``: ``"synthetic"`` (default: :func:`synthetic_split`), ``"breast_cancer"``
     (:func:`breast_cancer_split`) or a :class:`StabilitySplit`. Both runs of a trial start at ``x0`` (default
     0) and use the same minibatch sequence (``samtheory.simulate`` with the same seeds; ``batch_size=None`` is
-    full-batch GD). Iterates are recorded every ``record_every`` steps (default steps/20) by continuing the
-    simulation segment by segment; segment k of trial r uses a seed drawn from SeedSequence([seed, k]).
+    full-batch GD). Iterates are recorded every ``record_every`` steps (default steps/20) and at the last step;
+    trial r's minibatch seed is the r-th word drawn from SeedSequence(seed).
 
     The Lipschitz constant of the per-example objective over the visited region is bounded as
     L = max_i ‖x_i‖ + l2 · max_t ‖w_t‖: the logistic part has gradient σ(·) y_i x_i with σ ∈ (0, 1), the L2
@@ -326,11 +324,10 @@ def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float
     x0 = np.zeros(d) if x0 is None else check.as_float_array("x0", x0)
     if x0.shape != (d,):
         raise ValueError(f"x0 must have shape ({d},), got {x0.shape}")
-    checkpoints = np.unique(np.r_[np.arange(0, steps, record_every), steps])
-    segment_seeds = np.stack([np.random.SeedSequence([seed, k]).generate_state(n_trials).astype(np.int64)
-                              for k in range(checkpoints.size - 1)])
+    trial_seeds = np.random.SeedSequence(seed).generate_state(n_trials).astype(np.int64)
+    n_records = np.arange(0, steps + 1, record_every).size + (steps % record_every != 0)
 
-    n_methods, n_records = len(methods), checkpoints.size
+    n_methods = len(methods)
     divergence = np.empty((n_methods, n_records, n_trials))
     loss_difference = np.empty_like(divergence)
     gap = np.empty_like(divergence)
@@ -338,9 +335,10 @@ def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float
     largest_norm, measured_lipschitz = float(np.linalg.norm(x0)), 0.0
     for m, name in enumerate(methods):
         # batch_size=None: the full gradient, the same for every trial; simulate it once and copy.
-        w, diverged = _trajectory(split.train, name, eta, rho, checkpoints, segment_seeds, batch_size, x0)
-        w_prime, diverged_prime = _trajectory(split.perturbed, name, eta, rho, checkpoints, segment_seeds,
-                                              batch_size, x0)
+        checkpoints, w, diverged = _trajectory(split.train, name, eta, rho, steps, record_every, trial_seeds,
+                                               batch_size, x0)
+        _, w_prime, diverged_prime = _trajectory(split.perturbed, name, eta, rho, steps, record_every, trial_seeds,
+                                                 batch_size, x0)
         n_diverged[m] = int(np.sum(diverged | diverged_prime))
         divergence[m] = np.linalg.norm(w - w_prime, axis=-1)
         flat, flat_prime = w.reshape(-1, d), w_prime.reshape(-1, d)
