@@ -9,7 +9,7 @@ The computations and figures live in ``experiments/explorer_core.py``; this file
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="full", app_title="samtheory explorer")
+app = marimo.App(width="full", app_title="samtheory explorer", css_file="explorer_style.css")
 
 
 @app.cell
@@ -27,36 +27,31 @@ def _():
 
 @app.cell
 def _(mo):
-    mo.md(
-        """
-        # samtheory explorer: why SAM diverges where StableSAM does not
-
-        Gradient descent (GD), SAM, unnormalized SAM (USAM) and StableSAM (SSAM on SAM, SUSAM on USAM) on the
-        quadratic f(x) = ½ Σᵢ λᵢ xᵢ². Move the learning rate η and the radius ρ and watch the trajectories, the
-        loss, the renormalization factor γ and where the current point sits in each method's measured regime map.
-        The closed forms are those of THEORY.md (O1–O4), evaluated at the current numbers.
-        """
-    )
+    mo.md(r"""
+    # samtheory explorer: why SAM diverges where StableSAM does not
+    GD, SAM, unnormalized SAM (USAM) and StableSAM (SSAM on SAM, SUSAM on USAM) on f(x) = ½ Σᵢ λᵢ xᵢ².
+    Move η and ρ: the table states THEORY.md's closed forms (O1–O4) at the current numbers beside what the
+    engine measured.
+    """)
     return
 
 
 @app.cell
 def _(core, mo):
-    method_options = {core.LONG_LABELS[name]: name for name in core.METHOD_NAMES}
-    methods = mo.ui.multiselect(options=method_options, value=[core.LONG_LABELS[m] for m in core.DEFAULT_METHODS],
+    method_options = {core.LABELS[name]: name for name in core.METHOD_NAMES}
+    methods = mo.ui.multiselect(options=method_options, value=[core.LABELS[m] for m in core.DEFAULT_METHODS],
                                 label="methods")
-    eta = mo.ui.slider(steps=core.ETA_VALUES, value=0.15, label="learning rate η", show_value=True, full_width=True)
-    rho = mo.ui.slider(steps=core.RHO_VALUES, value=0.1, label="radius ρ", show_value=True, full_width=True)
-    steps = mo.ui.slider(20, 1000, step=20, value=200, label="steps", show_value=True, full_width=True)
-    lam_max = mo.ui.slider(steps=core.LAM_MAX_VALUES, value=10.0, label="λ_max", show_value=True, full_width=True)
-    condition_number = mo.ui.slider(steps=core.CONDITION_VALUES, value=10.0, label="condition number κ = λ_max/λ_min",
-                                    show_value=True, full_width=True)
-    dim = mo.ui.slider(2, 50, value=2, label="dimension d", show_value=True, full_width=True)
-    eigenvalues = mo.ui.text(placeholder="e.g. 100, 10, 1", label="or eigenvalues", full_width=True)
-    x0_u1 = mo.ui.slider(-3.0, 3.0, step=0.1, value=1.0, label="x₀ along u₁", show_value=True, full_width=True)
-    x0_u2 = mo.ui.slider(-3.0, 3.0, step=0.1, value=2.0, label="x₀ along u₂", show_value=True, full_width=True)
-    x0_rest = mo.ui.slider(-3.0, 3.0, step=0.1, value=1.0, label="x₀ along u₃ … u_d", show_value=True,
-                           full_width=True)
+    eta = mo.ui.slider(steps=core.ETA_VALUES, value=0.15, label="learning rate η", show_value=True)
+    rho = mo.ui.slider(steps=core.RHO_VALUES, value=0.1, label="radius ρ", show_value=True)
+    steps = mo.ui.slider(20, 1000, step=20, value=300, label="steps", show_value=True)
+    lam_max = mo.ui.slider(steps=core.LAM_MAX_VALUES, value=10.0, label="λ_max", show_value=True)
+    condition_number = mo.ui.slider(steps=core.CONDITION_VALUES, value=10.0, label="condition number κ",
+                                    show_value=True)
+    dim = mo.ui.slider(2, 50, value=2, label="dimension d", show_value=True)
+    eigenvalues = mo.ui.text(placeholder="e.g. 100, 10, 1", label="or eigenvalues")
+    x0_u1 = mo.ui.slider(-3.0, 3.0, step=0.1, value=1.0, label="x₀ along u₁", show_value=True)
+    x0_u2 = mo.ui.slider(-3.0, 3.0, step=0.1, value=2.0, label="x₀ along u₂", show_value=True)
+    x0_rest = mo.ui.slider(-3.0, 3.0, step=0.1, value=1.0, label="x₀ along u₃ … u_d", show_value=True)
     adaptive = mo.ui.checkbox(label="adaptive ascent (ASAM)")
     truncate = mo.ui.checkbox(label="truncate γ ← min(1, γ)")
     return (adaptive, condition_number, dim, eigenvalues, eta, lam_max, methods, rho, steps, truncate, x0_rest,
@@ -73,7 +68,7 @@ def _(adaptive, condition_number, dim, eigenvalues, eta, lam_max, methods, mo, r
         [
             _group("Method and hyper-parameters", [methods, eta, rho, steps]),
             _group("Quadratic (λ log-spaced from λ_max/κ to λ_max)", [lam_max, condition_number, dim, eigenvalues]),
-            _group("Initial point and options", [x0_u1, x0_u2, x0_rest, mo.hstack([adaptive, truncate], justify="start")]),
+            _group("Initial point and options", [x0_u1, x0_u2, x0_rest, adaptive, truncate]),
         ],
         widths="equal", gap=2.0, align="start",
     )
@@ -101,42 +96,28 @@ def _(adaptive, core, eta, methods, problem, rho, steps, truncate, x0):
 
 
 @app.cell
-def _(adaptive, core, mo, problem, trajectories):
+def _(adaptive, chosen, core, eta, mo, problem, rho, steps, trajectories, truncate, x0):
+    # One cell for all views: a slider move then updates the page once (fewer repaints in the browser).
     explanation_text = core.explanation(problem, trajectories, adaptive=adaptive.value)
-    mo.callout(mo.md(explanation_text), kind="info")
-    return (explanation_text,)
-
-
-@app.cell
-def _(core, mo, problem, trajectories):
+    lam = problem.eigenvalues
     mo.vstack([
-        mo.md("### Trajectories on span(u₁, u₂)\nContours of f; ● start, ★ end, + minimum. Sharpest direction u₁ "
-              "vertical, so SAM's 2-cycle ±a·u₁ bounces up and down."),
+        mo.callout(mo.md(explanation_text), kind="info"),
+        mo.md(f"**Trajectories on span(u₁, u₂)** over the contours of f: ● start, ★ end, + minimum. The sharpest "
+              f"direction u₁ (λ₁ = {lam[0]:.3g}) is vertical, u₂ (λ₂ = {lam[1]:.3g}) across, so SAM's 2-cycle ±a·u₁ "
+              "bounces up and down."),
         mo.image(core.trajectory_png(problem, trajectories), alt="trajectories", style={"max-width": "100%"}),
-    ])
-    return
-
-
-@app.cell
-def _(adaptive, chosen, core, eta, mo, problem, rho, steps, truncate, x0):
-    mo.vstack([
-        mo.md(f"### Regime maps ({steps.value} steps from the same x₀)\nEach cell of the (η, ρ) grid is one run "
-              "of the engine; the lines are the closed forms, ★ is the current (η, ρ)."),
+        mo.md("**Loss and renormalization factor γ_t = ‖g(x_t)‖/‖g(y_t)‖ against steps**"),
+        mo.image(core.curves_png(problem, trajectories, steps=steps.value), alt="loss and gamma",
+                 style={"max-width": "100%"}),
+        mo.md(f"**Measured regime maps**: each cell of the (η, ρ) grid is one engine run ({steps.value} steps from "
+              "the same x₀): *converged* when ‖g(x_T)‖ ≤ 10⁻⁶‖g(x₀)‖, *diverged* when ‖g‖ blew up, *bounded* "
+              "otherwise (SAM's 2-cycle, or too slow for these steps at small η). Lines: closed forms; ★: the "
+              f"current (η, ρ). Units: 2/λ_max = {2 / lam[0]:.3g} for η, 1/λ_max = {1 / lam[0]:.3g} for ρ."),
         mo.image(core.regime_png(problem, chosen, eta.value, rho.value, steps=steps.value, x0=x0,
                                  adaptive=adaptive.value, truncate=truncate.value),
                  alt="regime maps", style={"max-width": "100%"}),
-    ])
-    return
-
-
-@app.cell
-def _(core, mo, problem, steps, trajectories):
-    mo.vstack([
-        mo.md("### Loss and renormalization factor against steps"),
-        mo.image(core.curves_png(problem, trajectories, steps=steps.value), alt="loss and gamma",
-                 style={"max-width": "100%"}),
-    ])
-    return
+    ], gap=1.0)
+    return (explanation_text,)
 
 
 @app.cell

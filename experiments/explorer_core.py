@@ -3,28 +3,32 @@ r"""What the interactive explorer (``experiments/explorer.py``) computes and dra
 The explorer runs the five update rules of THEORY.md §2 on a diagonal quadratic f(x) = ½ Σ λ_i x_i² with
 λ_1 ≥ λ_2 ≥ … (so coordinate i is the eigen-direction u_i), and shows
 
-- the trajectories, projected on span(u_1, u_2), over the contours of f there (:func:`trajectory_figure`);
-- f(x_t) and the renormalization factor γ_t against t (:func:`curves_figure`);
-- the (η, ρ) regime map of each method with the analytic boundaries of O1/O2 (:func:`regime_figure`);
+- the trajectories, projected on span(u_1, u_2), over the contours of f there (:func:`trajectory_png`);
+- f(x_t) and the renormalization factor γ_t against t (:func:`curves_png`);
+- the measured (η, ρ) regime map of each method with the analytic boundaries of O1/O2 (:func:`regime_png`);
 - the closed forms of THEORY.md O1–O4 with the current numbers substituted, beside what was measured
   (:func:`explanation`).
 
 Trajectories run through :func:`samtheory.simulate` with a recording wrapper around the method's rule, so
-divergence detection, the status and the history are the engine's own. The closed forms come from
-:mod:`samtheory.stability`.
+divergence detection and the status are the engine's own; the maps come from
+:func:`samtheory.stability.regime_map` and every closed form from :mod:`samtheory.stability`.
 """
 
 from __future__ import annotations
 
 import io
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import EllipseCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
 from PIL import Image
 
 import samtheory as st
@@ -36,7 +40,6 @@ METHOD_NAMES = ("gd", "usam", "susam", "sam", "ssam")
 DEFAULT_METHODS = ("usam", "susam", "sam", "ssam")
 LABELS = plotting.METHOD_LABELS
 COLORS = plotting.METHOD_COLORS
-LONG_LABELS = {**LABELS, "ssam": "SSAM (StableSAM on SAM)", "susam": "SUSAM (StableSAM on USAM)"}
 RENORMALIZED = ("ssam", "susam")
 
 # Slider values: readable numbers, about 14 per decade.
@@ -49,6 +52,7 @@ CONDITION_VALUES = (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500
 # Regime-map grid: η log-spaced around GD's limit 2/λ_max, ρ linear from 0.
 MAP_ETA_POINTS, MAP_RHO_POINTS = 56, 36
 PNG_DPI = 100
+PANEL_SIZE = 2.6  # inches per method panel (plus margins)
 
 
 def ordered_methods(methods) -> tuple[str, ...]:
@@ -70,7 +74,8 @@ def spectrum(lam_max: float, condition_number: float, dim: int, eigenvalues: str
             raise ValueError(f"eigenvalues must be comma-separated numbers, got {eigenvalues!r}") from None
         lam = check.as_float_array("eigenvalues", values, positive=True)
         if lam.size < 2:
-            raise ValueError(f"eigenvalues must hold at least 2 values (the plot shows 2 directions), got {eigenvalues!r}")
+            raise ValueError(f"eigenvalues must hold at least 2 values (the plot shows 2 directions), "
+                             f"got {eigenvalues!r}")
         return np.sort(lam)[::-1]
     lam_max = float(check.as_float_array("lam_max", lam_max, positive=True))
     condition_number = float(check.as_float_array("condition_number", condition_number, positive=True))
@@ -92,8 +97,8 @@ def initial_point(dim: int, along_u1: float, along_u2: float, others: float = 1.
 @dataclass(frozen=True)
 class Trajectory:
     """One run: iterates ``points`` (n + 1, d), x_0 … x_n (n = steps, or the step where divergence was
-    detected), and the engine's per-step ``loss`` (at x_0 … x_n), ``gamma`` and ``grad_norm`` (γ_t and ‖g(x_t)‖
-    of the update from x_t, t < n)."""
+    detected), ``loss`` f(x_t) at those, and ``gamma``, ``grad_norm``: γ_t and ‖g(x_t)‖ of the update from
+    x_t (t < n), as the rule returned them."""
 
     method: str
     eta: float
@@ -111,28 +116,30 @@ class Trajectory:
 
 def run_trajectory(problem: st.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
                    adaptive: bool = False, truncate: bool = False) -> Trajectory:
-    """Run ``method`` once through :func:`samtheory.simulate`, keeping every iterate."""
+    """Run ``method`` once through :func:`samtheory.simulate`, keeping every iterate and the γ_t and ‖g(x_t)‖
+    that the rule returned (the engine's status and divergence detection decide where the run ends)."""
     name, rule = st.get_method(method)
-    iterates = []
+    iterates, gammas, grad_norms = [], [], []
 
     def recorded(x, grad, eta, rho, **options):
+        step = rule(x, grad, eta, rho, **options)
         iterates.append(x[0].copy())
-        return rule(x, grad, eta, rho, **options)
+        gammas.append(1.0 if step.gamma is None else float(step.gamma[0]))
+        grad_norms.append(float(step.grad_norm[0]))
+        return step
 
-    result = st.simulate(problem, recorded, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
-                         record_every=1)
+    result = st.simulate(problem, recorded, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate)
     diverged_at = int(result.diverged_at)
     if diverged_at < 0:
-        iterates.append(result.x.copy())
         n = steps
-    else:
+        iterates.append(result.x.copy())
+    else:  # the step computed at x_n (where divergence was detected) was not taken
         n = diverged_at
-    history = result.history
-    return Trajectory(method=name, eta=float(eta), rho=float(rho), requested_steps=steps, points=np.array(iterates[:n + 1]),
-                      steps=history.steps[:n + 1], loss=history.loss[:n + 1], gamma=history.gamma[:n],
-                      grad_norm=history.grad_norm[:n],
-                      status=str(result.status_name), diverged_at=None if diverged_at < 0 else diverged_at,
-                      final_grad_norm=float(result.grad_norm))
+    points = np.array(iterates[:n + 1])
+    return Trajectory(method=name, eta=float(eta), rho=float(rho), requested_steps=steps, points=points,
+                      steps=np.arange(n + 1), loss=problem.loss(points), gamma=np.array(gammas[:n]),
+                      grad_norm=np.array(grad_norms[:n]), status=str(result.status_name),
+                      diverged_at=None if diverged_at < 0 else diverged_at, final_grad_norm=float(result.grad_norm))
 
 
 def run_all(problem, methods, eta, rho, *, steps, x0, adaptive=False, truncate=False) -> list[Trajectory]:
@@ -189,8 +196,9 @@ def _relation(value: float, limit: float = 2.0) -> str:
 @dataclass(frozen=True)
 class Explanation:
     """One method's closed form at the current numbers (``reason``), what it predicts (``converges``,
-    ``bounded``, ``diverges`` or None where THEORY.md has no statement), what was measured, and whether the
-    two agree (None: no prediction, or stable but not yet within the convergence tolerance)."""
+    ``bounded`` (and not convergent), ``nondivergent``, ``diverges``, or None where THEORY.md states nothing),
+    what was measured, and whether the two agree (None: no prediction, or stable but not yet within the
+    convergence tolerance)."""
 
     method: str
     reason: str
@@ -275,7 +283,26 @@ def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = F
             inside = int(np.sum((gamma >= lower * (1 - 1e-12)) & (gamma <= upper * (1 + 1e-12))))
             measured += (f"; γ_t ∈ [{_f(np.min(gamma))}, {_f(np.max(gamma))}], within O4's bound at {inside} of "
                          f"{gamma.size} steps")
+    rate = _rates(problem, trajectory) if not (adaptive and method != "gd") else None
+    if rate is not None:
+        measured += f"; ‖g‖ shrinks by {_f(rate[0])} per step (asymptotic_rate predicts {_f(rate[1])})"
     return Explanation(method, reason, prediction, measured, _agreement(prediction, trajectory))
+
+
+def _rates(problem: st.Quadratic, trajectory: Trajectory) -> tuple[float, float] | None:
+    """(measured, predicted) contraction of ‖g(x_t)‖ per step over the second half of a non-diverged run
+    (None for SAM with ρ > 0, whose ‖g‖ tends to the 2-cycle's, and where ‖g‖ underflowed to 0)."""
+    grad_norm = trajectory.grad_norm
+    if trajectory.status == "diverged" or grad_norm.size < 4 or (trajectory.method == "sam" and trajectory.rho > 0):
+        return None
+    window = grad_norm.size // 2
+    first, last = grad_norm[-1 - window], grad_norm[-1]
+    if not (first > 0 and last > 0):
+        return None
+    measured = float((last / first) ** (1.0 / window))
+    predicted = float(stability.asymptotic_rate(trajectory.method, problem.eigenvalues, trajectory.eta,
+                                                trajectory.rho))
+    return measured, predicted
 
 
 def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adaptive: bool = False) -> str:
@@ -287,8 +314,8 @@ def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adapti
     spectrum_text = ", ".join(_f(v) for v in lam[:6]) + (", …" if lam.size > 6 else "")
     lines = [f"λ = ({spectrum_text}) (d = {lam.size}), η = {_f(first.eta)}, ρ = {_f(first.rho)}, "
              f"{first.requested_steps} steps.",
-             "", "| method | why (closed form, current numbers) | measured | |", "|---|---|---|---|"]
-    marks = {True: "✓ agrees", False: "**✗ disagrees**", None: "–"}
+             "", "| method | why (closed form, current numbers) | measured | agrees |", "|:--|:--|:--|:--|"]
+    marks = {True: "✓", False: "**✗ disagrees**", None: "–"}
     for trajectory in trajectories:
         item = explain(problem, trajectory, adaptive=adaptive)
         mark = marks[item.agrees]
@@ -307,38 +334,82 @@ def gamma_bounds(problem: st.Quadratic, method: str, rho: float, grad_norm) -> t
 
 
 # -------------------------------------------------------------------------------------------------- figures
-# Each view is a Scene: its static part (axes, contours, regime colours, boundaries, legend) is drawn once
-# per setting and cached; moving η or ρ only blits the moving artists over it, which keeps an update fast.
+# Each view is a Scene with three tiers: the frame (axes, ticks, titles, legend: slow to draw) is rendered once
+# per frame key; the layer (contours, regime colours, boundaries) once per layer key over that frame; the moving
+# artists (paths, the current point) are blitted over the layer at every update. Moving η or ρ only redraws the
+# moving artists; a new spectrum redraws the layers, not the frames.
 
 class Scene:
-    """A figure whose static part is rendered once; :meth:`render` draws the moving artists over it."""
+    """A figure whose frame is rendered once; :meth:`render` draws a cached layer and the moving artists."""
+
+    _MAX_LAYERS = 8
 
     def __init__(self, figure: Figure):
         self.figure = figure
         self.canvas = FigureCanvasAgg(figure)
         self.canvas.draw()
-        self.background = self.canvas.copy_from_bbox(figure.bbox)
+        self.frame = self.canvas.copy_from_bbox(figure.bbox)
+        self.layers = OrderedDict()
         self._lock = threading.Lock()  # one Scene may be shared by several app sessions
 
-    def render(self, draw) -> bytes:
-        """PNG of the static part plus the artists that ``draw(figure)`` adds and returns (removed after)."""
-        with self._lock:
-            self.canvas.restore_region(self.background)
-            artists = draw(self.figure)
-            try:
-                for artist in artists:
-                    self.figure.draw_artist(artist)
-                pixels = np.asarray(self.canvas.buffer_rgba())
-                buffer = io.BytesIO()
-                Image.fromarray(pixels).save(buffer, format="png", compress_level=1)
-            finally:
+    def _draw(self, artists, keep: bool = False) -> None:
+        try:
+            for artist in artists:
+                self.figure.draw_artist(artist)
+            for ax in self.figure.axes:  # the frame's spines over what was drawn inside the axes
+                for spine in ax.spines.values():
+                    ax.draw_artist(spine)
+        finally:
+            if not keep:
                 for artist in artists:
                     artist.remove()
+
+    def render(self, draw, layer_key=None, draw_layer=None) -> bytes:
+        """PNG of the frame, the layer ``draw_layer(figure)`` (cached under ``layer_key``) and the moving
+        artists ``draw(figure)``; both callables add artists to the figure and return them (removed after)."""
+        with self._lock:
+            if layer_key is None:
+                base = self.frame
+            elif layer_key in self.layers:
+                base = self.layers[layer_key]
+                self.layers.move_to_end(layer_key)
+            else:
+                self.canvas.restore_region(self.frame)
+                self._draw(draw_layer(self.figure))
+                base = self.layers[layer_key] = self.canvas.copy_from_bbox(self.figure.bbox)
+                if len(self.layers) > self._MAX_LAYERS:
+                    self.layers.popitem(last=False)
+            self.canvas.restore_region(base)
+            self._draw(draw(self.figure))
+            buffer = io.BytesIO()
+            Image.fromarray(np.asarray(self.canvas.buffer_rgba())).save(buffer, format="png", compress_level=1)
         return buffer.getvalue()
 
 
+def _panels(n: int, panel: tuple[float, float], *, left=0.6, right=0.15, bottom=0.5, top=0.35, gap=0.25,
+            shared_y: bool = True):
+    """A figure of ``n`` side-by-side axes of ``panel`` = (width, height) inches with fixed margins in inches.
+
+    Fixed margins instead of a layout engine: constrained layout costs several times the drawing itself.
+    """
+    n = max(n, 1)
+    width, height = panel
+    figure_width = left + n * width + (n - 1) * gap + right
+    figure_height = bottom + height + top
+    figure = Figure(figsize=(figure_width, figure_height), dpi=PNG_DPI)
+    figure.subplots_adjust(left=left / figure_width, right=1 - right / figure_width, bottom=bottom / figure_height,
+                           top=1 - top / figure_height, wspace=gap / width)
+    axes = figure.subplots(1, n, squeeze=False, sharey=shared_y)[0]
+    for ax in axes:
+        ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # a log scale set later replaces it
+        if shared_y and ax is not axes[0]:
+            ax.tick_params(labelleft=False)
+    return figure, axes
+
+
 def _quantized_up(value: float, factor: float = np.sqrt(2.0)) -> float:
-    """The smallest factor^k (k integer) ≥ value: nearby settings share a cached background."""
+    """The smallest factor^k (k integer) ≥ value: nearby settings share a cached frame."""
     return float(factor ** np.ceil(np.log(max(value, 1e-12)) / np.log(factor)))
 
 
@@ -356,43 +427,52 @@ def trajectory_half_width(trajectories: list[Trajectory]) -> float:
     return _quantized_up(1.1 * min(max([start] + reach), 4 * start))
 
 
+def _inside_frame(points: np.ndarray, half: float) -> np.ndarray:
+    """The path up to its first point outside the frame (that point included; the axes clip the segment)."""
+    outside = np.flatnonzero(np.max(np.abs(points), axis=1) > half)
+    return points if outside.size == 0 else points[:outside[0] + 1]
+
+
 @lru_cache(maxsize=16)
-def _trajectory_scene(lam1: float, lam2: float, methods: tuple, half: float, panel_size: float) -> Scene:
-    n = max(len(methods), 1)
-    figure = Figure(figsize=(panel_size * n, panel_size + 0.3), dpi=PNG_DPI, layout="constrained")
-    axes = figure.subplots(1, n, squeeze=False)[0]
-    grid = np.linspace(-half, half, 121)
-    across, up = np.meshgrid(grid, grid)
-    values = 0.5 * (lam1 * up ** 2 + lam2 * across ** 2)
-    levels = 0.5 * (lam1 + lam2) * half ** 2 * np.linspace(0.0, 1.0, 12)[1:] ** 2
+def _trajectory_scene(methods: tuple, half: float, panel_size: float) -> Scene:
+    figure, axes = _panels(len(methods), (panel_size, panel_size))
     for ax, method in zip(axes, methods):
-        ax.contour(across, up, values, levels=levels, colors="#bbbbbb", linewidths=0.7)
-        ax.plot(0, 0, "+", color="black", ms=8)
         ax.set_xlim(-half, half)
         ax.set_ylim(-half, half)
         ax.set_aspect("equal")
         ax.set_title(LABELS[method], color=COLORS[method], fontsize=11, fontweight="bold")
-        ax.set_xlabel(f"along u₂ (λ₂ = {lam2:.3g})", fontsize=9)
-        ax.tick_params(labelsize=8)
-    axes[0].set_ylabel(f"along u₁ (λ₁ = {lam1:.3g})", fontsize=9)
+        ax.set_xlabel("along u₂", fontsize=9)
+    axes[0].set_ylabel("along u₁ (sharpest)", fontsize=9)
     if not methods:
         axes[0].set_axis_off()
         axes[0].text(0.5, 0.5, "choose at least one method", ha="center", va="center")
     return Scene(figure)
 
 
-def trajectory_png(problem: st.Quadratic, trajectories: list[Trajectory], *, panel_size: float = 3.1) -> bytes:
+def trajectory_png(problem: st.Quadratic, trajectories: list[Trajectory], *, panel_size: float = PANEL_SIZE) -> bytes:
     """One panel per method: the iterates on span(u₁, u₂) (u₂ across, u₁ up) over the contours of f there."""
     methods = tuple(t.method for t in trajectories)
     half = trajectory_half_width(trajectories) if trajectories else 1.0
     lam1, lam2 = (float(v) for v in problem.eigenvalues[:2])
-    scene = _trajectory_scene(lam1, lam2, methods, half, panel_size)
+    scene = _trajectory_scene(methods, half, panel_size)
 
-    def draw(figure):
+    def contours(figure):
+        # Level sets ½(λ₁u² + λ₂v²) = c are ellipses with semi-axes √(2c/λ₂) across and √(2c/λ₁) up.
+        levels = 0.5 * (lam1 + lam2) * half ** 2 * np.linspace(0.0, 1.0, 12)[1:] ** 2
+        artists = []
+        for ax in figure.axes[:len(methods)]:
+            ellipses = EllipseCollection(2 * np.sqrt(2 * levels / lam2), 2 * np.sqrt(2 * levels / lam1),
+                                         np.zeros_like(levels), units="xy", offsets=np.zeros((levels.size, 2)),
+                                         offset_transform=ax.transData, facecolors="none", edgecolors="#bbbbbb",
+                                         linewidths=0.7)
+            artists.append(ax.add_collection(ellipses, autolim=False))
+            artists += ax.plot(0, 0, "+", color="black", ms=8)
+        return artists
+
+    def paths(figure):
         artists = []
         for ax, trajectory in zip(figure.axes, trajectories):
-            # Past 10× the frame a diverging path is drawn clipped (Agg dislikes coordinates near 1e300).
-            points = np.clip(trajectory.points[:, :2], -10 * half, 10 * half)
+            points = _inside_frame(trajectory.points[:, :2], half)
             color = COLORS[trajectory.method]
             artists += ax.plot(points[:, 1], points[:, 0], "-o", color=color, lw=0.9, ms=2.2, alpha=0.9)
             artists += ax.plot(points[0, 1], points[0, 0], "o", color="black", ms=5)
@@ -402,13 +482,12 @@ def trajectory_png(problem: st.Quadratic, trajectories: list[Trajectory], *, pan
                                    fontsize=9, color=color, bbox=dict(fc="white", ec="none", alpha=0.85, pad=1.5)))
         return artists
 
-    return scene.render(draw)
+    return scene.render(paths, layer_key=(lam1, lam2), draw_layer=contours)
 
 
 @lru_cache(maxsize=16)
 def _curves_scene(methods: tuple, steps: int, loss_range: tuple, gamma_top: float, width: float) -> Scene:
-    figure = Figure(figsize=(width, 2.7), dpi=PNG_DPI, layout="constrained")
-    loss_ax, gamma_ax = figure.subplots(1, 2)
+    figure, (loss_ax, gamma_ax) = _panels(2, ((width - 3.0) / 2, 2.0), right=1.95, gap=0.6, shared_y=False)
     loss_ax.set_yscale("log")
     loss_ax.set_ylim(*loss_range)
     gamma_ax.set_ylim(0.0, gamma_top)
@@ -416,23 +495,21 @@ def _curves_scene(methods: tuple, steps: int, loss_range: tuple, gamma_top: floa
         ax.set_xlim(0, steps)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step t", fontsize=9)
-        ax.tick_params(labelsize=8)
         ax.grid(alpha=0.3)
-    for method in methods:
-        style = "-" if method in RENORMALIZED else ":"
-        loss_ax.plot([], [], color=COLORS[method], lw=1.4, label=LABELS[method])
-        gamma_ax.plot([], [], style, color=COLORS[method], lw=1.4, label=LABELS[method] + ("" if style == "-" else " (γ ≡ 1)"))
+    handles = [Line2D([], [], color=COLORS[m], lw=1.4, ls="-" if m in RENORMALIZED else ":",
+                      label=LABELS[m] + ("" if m in RENORMALIZED else " (γ ≡ 1)")) for m in methods]
     if "susam" in methods:
-        gamma_ax.fill_between([], [], color=COLORS["susam"], alpha=0.12, label="SUSAM's γ range (O4)")
-    if methods:
-        loss_ax.legend(fontsize=8, loc="lower left")
-        gamma_ax.legend(fontsize=8, loc="lower left")
+        handles.append(Patch(facecolor=COLORS["susam"], alpha=0.15, label="SUSAM's γ range (O4)"))
+    if handles:
+        figure.legend(handles=handles, loc="upper right", fontsize=8, frameon=False)
     return Scene(figure)
 
 
-def curves_png(problem: st.Quadratic, trajectories: list[Trajectory], *, steps: int, width: float = 9.3) -> bytes:
+def curves_png(problem: st.Quadratic, trajectories: list[Trajectory], *, steps: int,
+               width: float | None = None) -> bytes:
     """f(x_t) (log scale) and γ_t against t for every method; the band is O4's γ range of SUSAM."""
     methods = tuple(t.method for t in trajectories)
+    width = max(9.3, PANEL_SIZE * len(methods)) if width is None else width
     start = max(float(trajectories[0].loss[0]), 1e-300) if trajectories else 1.0
     decade = np.floor(np.log10(start))
     loss_range = (10.0 ** (decade - 15), 10.0 ** (decade + 5))
@@ -444,13 +521,13 @@ def curves_png(problem: st.Quadratic, trajectories: list[Trajectory], *, steps: 
         artists = []
         for trajectory in trajectories:
             color = COLORS[trajectory.method]
+            if trajectory.method == "susam":
+                lower, upper = gamma_bounds(problem, "susam", trajectory.rho, 1.0)
+                artists.append(gamma_ax.axhspan(lower[0], upper[0], color=color, alpha=0.12, lw=0))
             loss = np.clip(trajectory.loss, loss_range[0] / 10, loss_range[1] * 10)
             artists += loss_ax.plot(trajectory.steps, loss, color=color, lw=1.4)
             style = "-" if trajectory.method in RENORMALIZED else ":"
             artists += gamma_ax.plot(trajectory.steps[:-1], trajectory.gamma, style, color=color, lw=1.4)
-            if trajectory.method == "susam":
-                lower, upper = gamma_bounds(problem, "susam", trajectory.rho, 1.0)
-                artists.append(gamma_ax.axhspan(lower[0], upper[0], color=color, alpha=0.12, lw=0))
         return artists
 
     return scene.render(draw)
@@ -463,51 +540,64 @@ def _edges(centers: np.ndarray, log: bool) -> np.ndarray:
     return np.exp(edges) if log else np.maximum(edges, 0.0)
 
 
+def _fraction(value: float) -> str:
+    return f"1/{round(1 / value)}" if value < 1 else f"{value:g}"
+
+
 @lru_cache(maxsize=16)
-def _regime_scene(eigenvalues: tuple, methods: tuple, eta_axis: tuple, rho_axis: tuple, steps: int, x0: tuple,
-                  adaptive: bool, truncate: bool, panel_size: float) -> Scene:
-    problem, lam_max = st.Quadratic(np.array(eigenvalues)), eigenvalues[0]
-    statuses = [regime_status(problem, method, eta_axis, rho_axis, steps=steps, x0=x0, adaptive=adaptive,
-                              truncate=truncate) for method in methods]
-    n = max(len(methods), 1)
-    figure = Figure(figsize=(panel_size * n, panel_size + 0.45), dpi=PNG_DPI, layout="constrained")
-    axes = figure.subplots(1, n, squeeze=False)[0]
-    eta_axis, rho_axis = np.array(eta_axis), np.array(rho_axis)
-    eta_edges, rho_edges = _edges(eta_axis, log=True), _edges(rho_axis, log=False)
-    colormap, norm = plotting.status_cmap()
-    rho_curve = np.linspace(0.0, rho_edges[-1], 200)
-    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
-    eta_usam = stability.usam_critical_learning_rate(lam_max, rho_curve)
-    for ax, method, status in zip(axes, methods, statuses):
-        ax.pcolormesh(eta_edges, rho_edges, status.T, cmap=colormap, norm=norm, shading="flat")
+def _regime_scene(methods: tuple, x_limits: tuple, y_limits: tuple, panel_size: float) -> Scene:
+    """The maps' frame, in units where every quadratic looks alike: x = ηλ_max/2, y = ρλ_max."""
+    figure, axes = _panels(len(methods), (panel_size, panel_size * 0.85), bottom=0.8)
+    ticks = [2.0 ** k for k in range(-8, 8) if x_limits[0] <= 2.0 ** k <= x_limits[1]]
+    for ax, method in zip(axes, methods):
         ax.set_xscale("log")
-        ax.axvline(eta_gd, color="black", ls="--", lw=1.1)
-        ax.plot(eta_usam, rho_curve, color="black", lw=1.4)
-        ax.set_xlim(eta_edges[0], eta_edges[-1])
-        ax.set_ylim(0.0, rho_edges[-1])
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(FixedFormatter([_fraction(t) for t in ticks]))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.set_xlim(*x_limits)
+        ax.set_ylim(*y_limits)
         ax.set_title(f"{LABELS[method]}: measured regimes", color=COLORS[method], fontsize=11, fontweight="bold")
-        ax.set_xlabel("learning rate η", fontsize=9)
-        ax.tick_params(labelsize=8)
-    axes[0].set_ylabel("radius ρ", fontsize=9)
+        ax.set_xlabel("η in units of 2/λ_max", fontsize=9)
+    axes[0].set_ylabel("ρ in units of 1/λ_max", fontsize=9)
     handles = plotting.status_handles() + [
         Line2D([], [], color="black", ls="--", lw=1.1, label="η = 2/λ_max (O1)"),
         Line2D([], [], color="black", lw=1.4, label="η = 2/(λ_max(1+ρλ_max)) (O2)"),
         Line2D([], [], marker="*", color="black", mec="white", ls="none", ms=11, label="current (η, ρ)")]
-    figure.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=8, frameon=False)
+    figure.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     return Scene(figure)
 
 
 def regime_png(problem: st.Quadratic, methods, eta: float, rho: float, *, steps: int, x0, adaptive: bool = False,
-               truncate: bool = False, panel_size: float = 3.1) -> bytes:
-    """One measured (η, ρ) map per method, GD's limit η = 2/λ_max, USAM's η_c(ρ), and the current point."""
+               truncate: bool = False, panel_size: float = PANEL_SIZE) -> bytes:
+    """One measured (η, ρ) map per method, GD's limit η = 2/λ_max, USAM's η_c(ρ), and the current point,
+    with η in units of 2/λ_max and ρ in units of 1/λ_max."""
     methods = tuple(methods)
-    eta_axis, rho_axis = map_axes(float(problem.eigenvalues[0]), eta, rho)
-    scene = _regime_scene(tuple(problem.eigenvalues.tolist()), methods, tuple(eta_axis.tolist()),
-                          tuple(rho_axis.tolist()), int(steps), tuple(np.asarray(x0, dtype=float).tolist()),
-                          bool(adaptive), bool(truncate), panel_size)
+    lam_max = float(problem.eigenvalues[0])
+    eta_unit = float(stability.gd_critical_learning_rate(lam_max))
+    rho_unit = 1.0 / lam_max
+    eta_axis, rho_axis = map_axes(lam_max, eta, rho)
+    x_edges, y_edges = _edges(eta_axis, log=True) / eta_unit, _edges(rho_axis, log=False) / rho_unit
+    limits = [float(f"{value:.10g}") for value in (x_edges[0], x_edges[-1], y_edges[-1])]  # one frame per range
+    scene = _regime_scene(methods, tuple(limits[:2]), (0.0, limits[2]), panel_size)
+    x0 = tuple(np.asarray(x0, dtype=float).tolist())
+    layer_key = (tuple(problem.eigenvalues.tolist()), tuple(eta_axis.tolist()), tuple(rho_axis.tolist()), int(steps),
+                 x0, bool(adaptive), bool(truncate))
 
-    def draw(figure):
-        return [ax.plot(eta, rho, marker="*", color="black", mec="white", ms=15, ls="none")[0]
+    def maps(figure):
+        colormap, norm = plotting.status_cmap()
+        y_curve = np.linspace(0.0, y_edges[-1], 200)
+        x_usam = stability.usam_critical_learning_rate(lam_max, y_curve * rho_unit) / eta_unit
+        artists = []
+        for ax, method in zip(figure.axes, methods):
+            status = regime_status(problem, method, eta_axis, rho_axis, steps=steps, x0=x0, adaptive=adaptive,
+                                   truncate=truncate)
+            artists.append(ax.pcolormesh(x_edges, y_edges, status.T, cmap=colormap, norm=norm, shading="flat"))
+            artists.append(ax.axvline(1.0, color="black", ls="--", lw=1.1))
+            artists += ax.plot(x_usam, y_curve, color="black", lw=1.4)
+        return artists
+
+    def current_point(figure):
+        return [ax.plot(eta / eta_unit, rho / rho_unit, marker="*", color="black", mec="white", ms=15, ls="none")[0]
                 for ax in figure.axes[:len(methods)]]
 
-    return scene.render(draw)
+    return scene.render(current_point, layer_key=layer_key, draw_layer=maps)
