@@ -9,7 +9,7 @@ The explorer runs the five update rules of THEORY.md §2 on a diagonal quadratic
 - the closed forms of THEORY.md O1–O4 with the current numbers substituted, beside what was measured
   (:func:`explanation`).
 
-Trajectories run through :func:`samtheory.simulate` with a recording wrapper around the method's rule, so
+Trajectories run through :func:`samtheory.simulate` with ``record_iterates=True``, so
 divergence detection and the status are the engine's own; the maps come from
 :func:`samtheory.stability.regime_map` and every closed form from :mod:`samtheory.stability`.
 """
@@ -116,29 +116,15 @@ class Trajectory:
 
 def run_trajectory(problem: st.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
                    adaptive: bool = False, truncate: bool = False) -> Trajectory:
-    """Run ``method`` once through :func:`samtheory.simulate`, keeping every iterate and the γ_t and ‖g(x_t)‖
-    that the rule returned (the engine's status and divergence detection decide where the run ends)."""
-    name, rule = st.get_method(method)
-    iterates, gammas, grad_norms = [], [], []
-
-    def recorded(x, grad, eta, rho, **options):
-        step = rule(x, grad, eta, rho, **options)
-        iterates.append(x[0].copy())
-        gammas.append(1.0 if step.gamma is None else float(step.gamma[0]))
-        grad_norms.append(float(step.grad_norm[0]))
-        return step
-
-    result = st.simulate(problem, recorded, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate)
-    diverged_at = int(result.diverged_at)
-    if diverged_at < 0:
-        n = steps
-        iterates.append(result.x.copy())
-    else:  # the step computed at x_n (where divergence was detected) was not taken
-        n = diverged_at
-    points = np.array(iterates[:n + 1])
-    return Trajectory(method=name, eta=float(eta), rho=float(rho), requested_steps=steps, points=points,
-                      steps=np.arange(n + 1), loss=problem.loss(points), gamma=np.array(gammas[:n]),
-                      grad_norm=np.array(grad_norms[:n]), status=str(result.status_name),
+    """Run ``method`` once through :func:`samtheory.simulate`, recording every iterate with γ_t and ‖g(x_t)‖
+    (the engine's status and divergence detection decide where the run ends)."""
+    result = st.simulate(problem, method, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
+                         record_every=1, record_iterates=True)
+    history, diverged_at = result.history, int(result.diverged_at)
+    n = steps if diverged_at < 0 else diverged_at  # the step computed at x_n (where divergence was detected) was not taken
+    return Trajectory(method=result.method, eta=float(eta), rho=float(rho), requested_steps=steps,
+                      points=history.x[:n + 1], steps=np.arange(n + 1), loss=history.loss[:n + 1],
+                      gamma=history.gamma[:n], grad_norm=history.grad_norm[:n], status=str(result.status_name),
                       diverged_at=None if diverged_at < 0 else diverged_at, final_grad_norm=float(result.grad_norm))
 
 
