@@ -1,15 +1,18 @@
 """Figure 4: the renormalization factor γ_t = ‖g(x_t)‖/‖g(y_t)‖ and the ratio ‖g(y_t)‖/‖g(x_t)‖ along trajectories.
 
-On a quadratic and on L2-regularized logistic regression, with the bounds of THEORY.md O4: γ ∈ [1/(1 + ρβ), 1]
-for ``susam`` and γ ∈ [1/(1 + ρβ/‖g(x)‖), 1] for ``ssam`` (β = λ_max). O4 states them for PSD quadratics; the
-same two lines bound any convex β-smooth f (‖g(y)‖ ≤ ‖g(x)‖ + β‖y − x‖ gives the lower bound, monotonicity of
-the gradient along the ascent direction gives ‖g(y)‖ ≥ ‖g(x)‖), which the logistic panels check.
+On a quadratic and on L2-regularized logistic regression, with the bounds of THEORY.md O4 from
+:func:`samtheory.stability.renormalization_bounds`: γ ∈ [1/(1 + ρβ), 1/(1 + ρμ)] for ``susam`` and
+γ ∈ [1/(1 + ρβ/‖g(x)‖), 1/(1 + ρμ/‖g(x)‖)] for ``ssam``, with [μ, β] the range of the Hessian's spectrum; the
+ratio ‖g(y)‖/‖g(x)‖ of ``usam``/``sam`` lies between the reciprocals. O4 states them for PSD quadratics; the
+same bounds hold for any μ-strongly convex β-smooth f (‖g(y)‖ ≤ ‖g(x)‖ + β‖y − x‖ above, strong monotonicity
+⟨g(y) − g(x), y − x⟩ ≥ μ‖y − x‖² along y − x ∝ g(x) below), which the logistic panels check with μ = ℓ2.
 """
 
 import numpy as np
 
 from samtheory import Quadratic, simulate
 from samtheory.datasets import make_logistic_regression
+from samtheory.stability import renormalization_bounds
 
 ORDER = 4
 DESCRIPTION = "renormalization factor γ_t and ‖g(y)‖/‖g(x)‖ along trajectories (quadratic, logistic) with O4 bounds"
@@ -35,7 +38,7 @@ def problems(params):
 def compute(params):
     out = {}
     for key, (problem, eta, rho, steps) in problems(params).items():
-        out[f"{key}_beta"] = problem.beta
+        out[f"{key}_beta"], out[f"{key}_mu"] = problem.beta, problem.mu
         out[f"{key}_eta"], out[f"{key}_rho"] = eta, rho
         for name in METHODS_SHOWN:
             result = simulate(problem, name, eta, rho, steps=steps, seed=params["seed"], record_every=1)
@@ -56,8 +59,6 @@ def _meaningful(data, key, name, floor):
 
 def plot(data, out_dir):
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
-
     from samtheory import plotting
 
     floor = data.params["noise_floor"]
@@ -65,6 +66,7 @@ def plot(data, out_dir):
     titles = {"quadratic": "quadratic, $\\lambda$ = {1, 10, 100}", "logistic": "logistic regression, $\\ell_2$ = 0.01"}
     for col, key in enumerate(("quadratic", "logistic")):
         beta, rho, eta = float(data[f"{key}_beta"]), float(data[f"{key}_rho"]), float(data[f"{key}_eta"])
+        spectrum = [float(data[f"{key}_mu"]), beta]
         top, bottom = axes[0, col], axes[1, col]
         top.set_title(f"{titles[key]}\n$\\eta$ = {eta:.3g}, $\\rho$ = {rho:g}, $\\beta$ = {beta:.3g}", fontsize=6)
         for name, ax, field in (("ssam", top, "gamma"), ("susam", top, "gamma"), ("sam", bottom, "ratio"),
@@ -72,20 +74,18 @@ def plot(data, out_dir):
             t, keep = _meaningful(data, key, name, floor)
             color = plotting.METHOD_COLORS[name]
             grad_norm = data[f"{key}_{name}_grad_norm"][keep]
-            # Bounds (thin solid, the method's colour): O4 below γ; the matching bounds above ‖g(y)‖/‖g(x)‖.
-            bound = {"susam": np.full_like(grad_norm, 1 / (1 + rho * beta)),
-                     "ssam": 1 / (1 + rho * beta / grad_norm),
-                     "usam": np.full_like(grad_norm, 1 + rho * beta),
-                     "sam": 1 + rho * beta / grad_norm}[name]
-            ax.plot(t, bound, color=color, lw=0.6, alpha=0.8)
+            # Bounds (thin solid, the method's colour): O4 on γ; their reciprocals on ‖g(y)‖/‖g(x)‖.
+            renormalized = {"sam": "ssam", "usam": "susam"}.get(name, name)
+            bounds = renormalization_bounds(renormalized, spectrum, rho, grad_norm)
+            for bound in (bounds.lower, bounds.upper):
+                bound = np.broadcast_to(bound, t.shape)
+                ax.plot(t, bound if field == "gamma" else 1 / bound, color=color, lw=0.6, alpha=0.8)
             ax.plot(t, data[f"{key}_{name}_{field}"][keep], **plotting.method_style(name))
         for ax in (top, bottom):
             ax.axhline(1.0, color="0.6", lw=0.6, zorder=0)
             ax.set_xscale("log")
             ax.set_yscale("log")
-        bottom.yaxis.set_major_locator(FixedLocator([1, 2, 4, 8, 16, 32]))
-        bottom.yaxis.set_major_formatter(ScalarFormatter())
-        bottom.yaxis.set_minor_formatter(NullFormatter())
+        plotting.plain_log_ticks(bottom.yaxis, [1, 2, 4, 8, 16, 32])
         bottom.set_xlabel("step $t$")
     axes[0, 0].set_ylabel(r"$\gamma_t = \|g(x_t)\| \,/\, \|g(y_t)\|$")
     axes[1, 0].set_ylabel(r"$\|g(y_t)\| \,/\, \|g(x_t)\|$")

@@ -13,7 +13,7 @@ from samtheory import METHODS, Saddle, simulate
 ORDER = 6
 DESCRIPTION = "trajectories near a strict saddle: which of SAM/StableSAM escape and how fast (O11)"
 FULL = {"a": 1.0, "b": 1.0, "c": 1.0, "eta": 0.1, "rho_trace": 0.1, "trace_steps": 400, "x0": [1.0, 1e-3],
-        "rho_min": 1e-3, "rho_max": 1.0, "n_rho": 25, "n_seeds": 64, "steps": 3000, "record_every": 2}
+        "rho_min": 1e-3, "rho_max": 3.0, "n_rho": 28, "n_seeds": 64, "steps": 3000, "record_every": 2}
 QUICK = {**FULL, "trace_steps": 200, "n_rho": 6, "n_seeds": 8, "steps": 600}
 FIGSIZE = (3.4, 4.9)
 
@@ -54,7 +54,7 @@ def compute(params):
 
 
 def plot(data, out_dir):
-    from matplotlib.colors import LogNorm  # noqa: F401  (kept for symmetry with other figures)
+    from matplotlib.ticker import NullLocator
 
     from samtheory import plotting
 
@@ -70,12 +70,13 @@ def plot(data, out_dir):
     ax_time = fig.add_subplot(grid[2, 1], sharex=ax_frac)
 
     # (a) trajectories in the plane, |y| on a symmetric log axis so the approach to the saddle shows.
-    linthresh = 1e-6
+    linthresh = 1e-5
     xs = np.linspace(-1.1, 1.1, 200)
     ys = np.concatenate([-np.geomspace(1.3, linthresh, 120), [0.0], np.geomspace(linthresh, 1.3, 120)])
     X, Y = np.meshgrid(xs, ys)
     F = problem.loss(np.stack([X.ravel(), Y.ravel()], axis=1)).reshape(X.shape)
-    ax_plane.contour(X, Y, F, levels=np.linspace(-0.24, 0.6, 15), colors="0.8", linewidths=0.4)
+    ax_plane.contour(X, Y, F, levels=[-0.2, -0.1, 0.1, 0.2, 0.4], colors="0.8", linewidths=0.4)
+    ax_plane.contour(X, Y, F, levels=[0.0], colors="0.55", linewidths=0.6, linestyles="--")
     for name in METHODS:
         trace = data[f"trace_{name}"]
         ax_plane.plot(trace[:, 0], trace[:, 1], lw=0.8, **{**plotting.method_style(name), "label": None})
@@ -84,9 +85,10 @@ def plot(data, out_dir):
     ax_plane.plot([0], [0], marker="+", color="k", markersize=7, ls="none")
     ax_plane.annotate("saddle", (0, 0), xytext=(4, 3), textcoords="offset points", fontsize=6)
     ax_plane.plot([p["x0"][0]], [p["x0"][1]], marker="*", color="k", markersize=5, ls="none")
-    ax_plane.set_yscale("symlog", linthresh=linthresh, linscale=0.4)
+    ax_plane.set_yscale("symlog", linthresh=linthresh, linscale=0.6)
     ax_plane.set_ylim(-1.3, 1.3)
     ax_plane.set_yticks([-1, -1e-3, 0, 1e-3, 1])
+    ax_plane.yaxis.set_minor_locator(NullLocator())
     ax_plane.set_xlabel("$x$ (positive curvature $a$)")
     ax_plane.set_ylabel("$y$ (negative curvature $-b$)")
     plotting.panel_label(ax_plane, "a", f"$f = \\frac{{1}}{{2}}x^2 - \\frac{{1}}{{2}}y^2 + \\frac{{1}}{{4}}y^4$: "
@@ -101,11 +103,15 @@ def plot(data, out_dir):
             gamma = data[f"gamma_{name}"]
             ax_gamma.plot(np.arange(gamma.size), gamma, **plotting.method_style(name))
     ax_y.set_yscale("log")
+    ax_y.set_ylim(1e-24, 10)
+    ax_y.set_yticks([1e-20, 1e-15, 1e-10, 1e-5, 1])
     ax_y.set_xlabel("step $t$")
     ax_y.set_ylabel("$|y_t|$")
     plotting.panel_label(ax_y, "b", "escape coordinate")
     ax_gamma.axhline(1.0, color="0.6", lw=0.6, zorder=0)
     ax_gamma.set_yscale("log")
+    ax_gamma.set_ylim(1e-18, 10)
+    ax_gamma.set_yticks([1e-15, 1e-10, 1e-5, 1])
     ax_gamma.set_xlabel("step $t$")
     ax_gamma.set_ylabel("$\\gamma_t$")
     plotting.panel_label(ax_gamma, "c", "StableSAM's $\\gamma_t$")
@@ -128,6 +134,7 @@ def plot(data, out_dir):
     ax_time.set_yscale("log")
     ax_time.set_xlabel("radius $\\rho$")
     ax_time.set_ylabel("median escape step")
+    plotting.plain_log_ticks(ax_time.yaxis, [50, 100, 200, 500, 1000])
     plotting.panel_label(ax_time, "e", "of those that escape")
     handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in METHODS]
     fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=1.0)

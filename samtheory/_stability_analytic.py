@@ -93,9 +93,15 @@ def _as_spectrum(eigenvalues) -> np.ndarray:
 
 
 def _method_name(method) -> str | None:
-    """The built-in name of ``method`` (``ValueError`` if unknown), or None for a user-defined rule."""
-    name, rule = get_method(method)
-    return name if METHODS.get(name) is rule else None
+    """The built-in name of ``method`` — a name or a built-in rule object (``ValueError`` if unknown) — or None
+    for a user-defined rule."""
+    rule = get_method(method)[1]
+    return next((key for key, builtin in METHODS.items() if builtin is rule), None)
+
+
+def _method_label(method) -> str:
+    """The built-in name, else the rule's own name."""
+    return _method_name(method) or get_method(method)[0]
 
 
 def _psd_extremes(lam: np.ndarray, name: str = "eigenvalues"):
@@ -122,9 +128,9 @@ def renormalization_bounds(method, eigenvalues, rho, grad_norm=None) -> GammaBou
 
     ``susam``: g(y) = (I + ρH)g, so γ ∈ [1/(1 + ρλ_max), 1/(1 + ρλ_min)] ⊆ [1/(1 + ρλ_max), 1].
     ``ssam``: g(y) = (I + (ρ/‖g‖)H)g, so γ ∈ [1/(1 + ρλ_max/‖g‖), 1/(1 + ρλ_min/‖g‖)]; needs ``grad_norm``
-    = ‖g(x)‖ = ‖H(x − x*)‖ (0 gives γ = 1, the zero-gradient rule). ``gd``, ``sam``, ``usam`` do not
-    renormalize: γ = 1. λ_min is the smallest eigenvalue (0 allowed). ``eigenvalues`` has shape (..., d);
-    ``rho`` and ``grad_norm`` broadcast against its leading shape.
+    = ‖g(x)‖ = ‖H(x − x*)‖ (optional for ``susam``; where it is 0, γ = 1, the zero-gradient rule).
+    ``gd``, ``sam``, ``usam`` do not renormalize: γ = 1. λ_min is the smallest eigenvalue (0 allowed).
+    ``eigenvalues`` has shape (..., d); ``rho`` and ``grad_norm`` broadcast against its leading shape.
     """
     name = _method_name(method)
     if name is None:
@@ -138,13 +144,16 @@ def renormalization_bounds(method, eigenvalues, rho, grad_norm=None) -> GammaBou
         if grad_norm is None:
             raise ValueError("grad_norm is required for ssam: its bounds depend on ‖g(x)‖, got None")
         grad_norm = check.as_float_array("grad_norm", grad_norm, nonnegative=True)
-        with np.errstate(divide="ignore"):
-            scale = np.where(grad_norm > 0, rho / np.where(grad_norm > 0, grad_norm, 1.0), 0.0)
-    elif name == "susam":
-        scale = rho
+        # ‖g‖/(‖g‖ + ρλ): no overflow for tiny ‖g‖; γ = 1 where ‖g‖ = 0 (the zero-gradient rule).
+        safe = np.where(grad_norm > 0, grad_norm, 1.0)
+        lower = np.where(grad_norm > 0, safe / (safe + rho * lam_max), 1.0)
+        upper = np.where(grad_norm > 0, safe / (safe + rho * lam_min), 1.0)
     else:
-        scale = np.zeros_like(rho)
-    lower, upper = 1.0 / (1.0 + scale * lam_max), 1.0 / (1.0 + scale * lam_min)
+        scale = rho if name == "susam" else np.zeros_like(rho)
+        lower, upper = 1.0 / (1.0 + scale * lam_max), 1.0 / (1.0 + scale * lam_min)
+        if grad_norm is not None:  # susam at ‖g‖ = 0: γ = 1 by the zero-gradient rule
+            at_zero = check.as_float_array("grad_norm", grad_norm, nonnegative=True) == 0
+            lower, upper = np.where(at_zero, 1.0, lower), np.where(at_zero, 1.0, upper)
     return GammaBounds(*np.broadcast_arrays(lower, upper))
 
 
@@ -182,7 +191,7 @@ def analytic_critical_learning_rate(method, eigenvalues, rho, edge: str = "nondi
     """
     check.choice("edge", edge, EDGES)
     name = _method_name(method)
-    label = name or get_method(method)[0]
+    label = _method_label(method)
     lam = _as_spectrum(eigenvalues)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     if not isinstance(truncate, (bool, np.bool_)):

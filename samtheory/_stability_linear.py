@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validation as check
-from .methods import METHODS, get_method
+from ._stability_analytic import _method_label, _method_name
+from .methods import get_method
 from .problems import LeastSquares, Problem, Quadratic
 
 __all__ = ["jacobian", "spectral_radius"]
@@ -83,13 +84,14 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-    name, rule = get_method(method)
+    rule = get_method(method)[1]
+    name = _method_label(method)
     x = _check_point(problem, x)
     eta = float(check.as_float_array("eta", eta, positive=True))
     rho = float(check.as_float_array("rho", rho, nonnegative=True))
     if step is not None:
         step = float(check.as_float_array("step", step, positive=True))
-    builtin = METHODS.get(name) is rule and not adaptive
+    builtin = _method_name(method) is not None and not adaptive
     if builtin and exact is not False:
         result = _exact_jacobian(problem, name, x, eta, rho, truncate)
         if result is not None:
@@ -146,10 +148,13 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-    name, rule = get_method(method)
+    rule = get_method(method)[1]
+    name = _method_label(method)
     eta = float(check.as_float_array("eta", eta, positive=True))
     rho = float(check.as_float_array("rho", rho, nonnegative=True))
     if x is None:
+        if _method_name(method) is None:
+            raise ValueError(f"x is required for the user-defined rule {name!r}: its fixed points are unknown")
         x, default_period = _default_orbit(problem, name, eta, rho)
     else:
         x, default_period = _check_point(problem, x), 1

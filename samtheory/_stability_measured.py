@@ -12,12 +12,13 @@ from .engine import simulate
 from .methods import METHODS, get_method
 from .problems import LeastSquares, Problem, Quadratic
 from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
-from ._stability_analytic import EDGES, analytic_critical_learning_rate
+from ._stability_analytic import EDGES, _method_label, analytic_critical_learning_rate
 
 __all__ = ["ClassificationRules", "RegimeMap", "regime_map", "CriticalLearningRate", "critical_learning_rate",
            "compare_regimes", "measured_rate"]
 
 _POINT_STREAM = 0x53544142  # second word of the initial points' generator seed
+_SMALLEST_MEANINGFUL = 1e-280  # below, gradient norms are near the subnormal range and their ratios meaningless
 # Probes for the converged edge, as fractions of the non-divergent edge, in two stages: first next to it (where
 # GD's and USAM's converged edges lie), then, for the ρ values still without a converged probe, further below.
 _CONVERGED_PROBES = (np.array([1.0, 0.99]), np.array([0.9, 0.5, 0.1, 0.01]))
@@ -99,7 +100,8 @@ class _Runner:
     def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-        self.name, self.rule = get_method(method)
+        self.rule = get_method(method)[1]
+        self.name = _method_label(method)
         self.method = method
         self.problem, self.rules = problem, rules
         if x0 is None:
@@ -217,23 +219,15 @@ def _default_eta_range(problem) -> tuple[float, float]:
     return 1e-4 * 2 / beta, 4 * 2 / beta
 
 
-def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps_for, full_budget=None, verified=None):
-    """Geometric bisection of [lower, upper] (updated in place on ``rows``) until upper/lower − 1 ≤ rtol.
-
-    ``passes(status)`` tells which statuses pass the edge's test; ``steps_for(width)`` is the step budget for
-    the current largest log-width. All active ρ share one simulate call per round. ``verified`` (boolean, in
-    place) records which lower brackets passed with ``full_budget`` steps.
-    """
+def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps):
+    """Geometric bisection of [lower, upper] (updated in place on ``rows``) until upper/lower − 1 ≤ rtol, all
+    active ρ in one simulate call of ``steps`` steps per round; ``passes(status)`` is the edge's test."""
     active = rows[upper[rows] / lower[rows] - 1 > rtol]
     while active.size:
-        width = float(np.max(np.log(upper[active] / lower[active])))
         middle = np.sqrt(lower[active] * upper[active])
-        steps = steps_for(width)
         ok = passes(runner.status(middle, rho[active], steps))
         lower[active[ok]] = middle[ok]
         upper[active[~ok]] = middle[~ok]
-        if verified is not None:
-            verified[active[ok]] = steps >= full_budget
         active = active[upper[active] / lower[active] - 1 > rtol]
 
 
@@ -241,41 +235,52 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
     """Vectorized bisection for the non-divergent edge, with a step budget that grows as the bracket shrinks.
 
     A run that diverges within t steps diverges within any longer budget (same trajectory), so an upper
-    bracket found with a short budget stays valid; a lower one may not, and is re-checked with the full
-    budget at the end (and repaired downwards where it fails).
+    bracket found with a short budget stays valid. A lower one found with t steps may be a slow divergence
+    (within ≈ ln(100·factor)/(2t) of the edge for growth like GD's): it is re-checked in the same call as the
+    midpoints once the budget has grown 4-fold, and with the full budget before the end; one that fails
+    becomes the upper bracket and the lower one moves down by twice that bias bound.
     """
     budget = runner.rules.divergence_budget(rtol)
+    log_factor = math.log(100 * runner.rules.divergence_factor)
     n = rho.size
     lower, upper = np.full(n, eta_range[0]), np.full(n, eta_range[1])
-    verified = np.zeros(n, dtype=bool)
+    lower_steps = np.zeros(n, dtype=np.int64)  # the budget with which each lower bracket passed (0: not run)
     reason = [""] * n
     top = runner.status(upper, rho, budget)
-    rows = np.flatnonzero(top == DIVERGED)
-    for i in np.flatnonzero(top != DIVERGED):
+    valid = top == DIVERGED
+    for i in np.flatnonzero(~valid):
         reason[i] = f"no divergence up to eta = {eta_range[1]:.6g} (the top of eta_range) in {budget} steps"
-    nondivergent = lambda status: status != DIVERGED  # noqa: E731
 
     def steps_for(width):
-        # Budget ∝ 1/width: growth by 1 + width/2 per step is flagged in ~ ln(factor)/width steps, so a
-        # midpoint is misjudged only within ~width/8 of the edge; the full budget is reached at width 4·rtol.
+        # ∝ 1/width: a midpoint is misjudged only within ~width/8 of the edge; full budget from width 4·rtol on.
         return int(min(budget, max(runner.rules.steps // 4, math.ceil(budget * 4 * rtol / width))))
 
-    _bisect(runner, rho, lower, upper, rows, rtol, nondivergent, steps_for, budget, verified)
-    # Re-check the lower brackets not yet passed with the full budget; move failing ones down until they pass.
-    unverified = rows[~verified[rows]]
-    failing = unverified[runner.status(lower[unverified], rho[unverified], budget) == DIVERGED] if unverified.size else unverified
-    repaired, jump = failing, rtol
-    while failing.size:
-        upper[failing] = lower[failing]
-        lower[failing] = lower[failing] * math.exp(-2 * jump)
-        jump *= 2
-        for i in failing[lower[failing] < eta_range[0]]:
-            reason[i] = f"diverges at the bottom of eta_range (eta = {eta_range[0]:.6g}) within {budget} steps"
-        failing = failing[lower[failing] >= eta_range[0]]
-        if failing.size:
-            failing = failing[runner.status(lower[failing], rho[failing], budget) == DIVERGED]
-    repaired = np.array([i for i in repaired if not reason[i]], dtype=np.int64)
-    _bisect(runner, rho, lower, upper, repaired, rtol, nondivergent, lambda width: budget)
+    while True:
+        rows = np.flatnonzero(valid)
+        bisect = rows[upper[rows] / lower[rows] - 1 > rtol]
+        steps = steps_for(float(np.min(np.log(upper[bisect] / lower[bisect])))) if bisect.size else budget
+        stale = rows[(lower_steps[rows] < budget) & (steps == budget)]
+        if not bisect.size and not stale.size:
+            break
+        eta = np.concatenate([np.sqrt(lower[bisect] * upper[bisect]), lower[stale]])
+        status = runner.status(eta, np.concatenate([rho[bisect], rho[stale]]), steps)
+        ok_middle, ok_lower = status[:bisect.size] != DIVERGED, status[bisect.size:] != DIVERGED
+        failed = stale[~ok_lower]
+        passed = stale[ok_lower]
+        lower_steps[passed] = steps
+        # Midpoints of rows whose lower bracket just failed are discarded: that bracket no longer holds.
+        keep = ~np.isin(bisect, failed)
+        bisect, ok_middle, middle = bisect[keep], ok_middle[keep], eta[:keep.size][keep]
+        lower[bisect[ok_middle]], lower_steps[bisect[ok_middle]] = middle[ok_middle], steps
+        upper[bisect[~ok_middle]] = middle[~ok_middle]
+        for i in failed:
+            if lower_steps[i] == 0 and lower[i] == eta_range[0]:
+                reason[i] = f"diverges at the bottom of eta_range (eta = {eta_range[0]:.6g}) within {steps} steps"
+                valid[i] = False
+                continue
+            upper[i] = lower[i]
+            lower[i] = max(eta_range[0], lower[i] * math.exp(-max(2 * rtol, log_factor / max(lower_steps[i], 1))))
+            lower_steps[i] = 0
     return _finish(runner, "nondivergent", rho, lower, upper, reason, rtol, budget)
 
 
@@ -306,7 +311,7 @@ def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
     for i in pending:
         reason[i] = f"no run converged within {steps} steps at eta/eta_nondivergent in {{{', '.join(f'{f:g}' for f in np.concatenate(_CONVERGED_PROBES))}}}"
     rows = np.array(sorted(found), dtype=np.int64)
-    _bisect(runner, rho, lower, upper, rows, rtol, lambda status: status == CONVERGED, lambda width: steps)
+    _bisect(runner, rho, lower, upper, rows, rtol, lambda status: status == CONVERGED, steps)
     return _finish(runner, "converged", rho, lower, upper, reason, rtol, steps)
 
 
@@ -401,7 +406,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     methods = list(methods)
     if not methods:
         raise ValueError("methods must name at least one method, got an empty list")
-    names = [get_method(m)[0] for m in methods]
+    names = [_method_label(m) for m in methods]
     rho = np.atleast_1d(check.as_float_array("rhos", rhos, nonnegative=True))
     spectrum, spectrum_reason = _problem_spectrum(problem)
     measured = {}
@@ -455,7 +460,8 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
                   truncate: bool = False) -> np.ndarray:
     r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
     the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
-    :func:`asymptotic_rate`. ``eta``, ``rho`` broadcast; ``window`` (default steps/2) must divide ``steps``."""
+    :func:`asymptotic_rate`; NaN where ‖g‖ fell below 1e-280 (subnormal floats). ``eta``, ``rho`` broadcast;
+    ``window`` (default steps/2) must divide ``steps``."""
     steps = check.as_positive_int("steps", steps)
     window = steps // 2 if window is None else check.as_positive_int("window", window)
     if window == 0 or steps % window:
@@ -464,8 +470,10 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     result = _Runner(problem, method, rules, x0, adaptive, truncate).run(eta, rho, steps, record_every=window)
-    history = result.history.grad_norm
+    start, end = result.history.grad_norm[-2], result.history.grad_norm[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = (history[-1] / history[-2]) ** (1.0 / window)
-    rate = np.where(result.status == DIVERGED, np.inf, np.nan_to_num(rate, nan=0.0))
-    return rate.max(axis=-1)
+        rate = (end / start) ** (1.0 / window)
+    # Near the bottom of the float64 range the ratio is meaningless (subnormal numbers): NaN.
+    rate = np.where(np.minimum(start, end) < _SMALLEST_MEANINGFUL, np.nan, rate)
+    rate = np.where(result.status == DIVERGED, np.inf, rate)
+    return np.where(np.isnan(rate).any(axis=-1), np.nan, rate.max(axis=-1))

@@ -107,6 +107,16 @@ def matplotlib_handle(method: str, **kwargs):
     return Line2D([], [], **{**method_style(method, marker=True), **kwargs})
 
 
+def shades(method: str, n: int, lightest: float = 0.65) -> list:
+    """``n`` shades of ``method``'s colour, from a light tint (mixed with ``lightest`` white) to the colour
+    itself, for a family of curves of one method (several ρ or N)."""
+    from matplotlib.colors import to_rgb
+
+    base = np.array(to_rgb(METHOD_COLORS[method]))
+    weights = np.linspace(lightest, 0.0, n) if n > 1 else np.zeros(1)
+    return [tuple(base * (1 - w) + w) for w in weights]
+
+
 def status_cmap():
     """``(cmap, norm)`` mapping status codes 0/1/2 to :data:`STATUS_COLORS` (for ``pcolormesh``)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap
@@ -138,11 +148,20 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
     No ``bbox_inches="tight"``: the constrained layout already fits, and the PNG keeps its exact pixel size
     (:func:`pixel_size`). PDF metadata carries no creation date, so reruns give identical files.
     """
+    import logging
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=DPI, metadata={"Software": None})
-    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    # fontTools, subsetting the embedded fonts, logs a warning about DejaVu's old 'created' timestamp.
+    font_log = logging.getLogger("fontTools")
+    level = font_log.level
+    font_log.setLevel(logging.ERROR)
+    try:
+        fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
+    finally:
+        font_log.setLevel(level)
     return paths
 
 

@@ -8,8 +8,8 @@ A property test of a new update rule's stability threshold in a few lines (needs
     @given(problem=quadratics(spectra(max_dim=5, max_condition=10)), rho=radii(max_value=0.5))
     def test_usam_threshold(problem, rho):
         eta_c = 2 / (problem.beta * (1 + rho * problem.beta))       # the claimed bound
-        assert_converges_below(problem, "usam", eta_c, rho, steps=20_000)
-        assert_diverges_above(problem, "usam", eta_c, rho, steps=5_000)
+        assert_converges_below(problem, "usam", eta_c, rho, steps=3_000)
+        assert_diverges_above(problem, "usam", eta_c, rho, steps=3_000)
 
 The helpers classify runs with :func:`samtheory.stability.regime_map` (the same rules as the regime table:
 several initial points with a component on every eigenvector) and raise ``AssertionError`` with the

@@ -85,7 +85,7 @@ def test_trajectory_is_the_closed_form_iteration(problem, method, eta, rho):
 
 @pytest.mark.parametrize("method, eta", [("sam", 0.15), ("ssam", 0.15), ("susam", 0.15), ("usam", 0.15)])
 def test_trajectory_is_the_engine_run(problem, method, eta):
-    """The recording wrapper changes nothing: the final point, status, and the per-step loss, γ and ‖g‖ are
+    """Recording the iterates changes nothing: the final point, status, and the per-step loss, γ and ‖g‖ are
     the engine's own (its history with record_every=1), bit for bit."""
     trajectory = core.run_trajectory(problem, method, eta, 0.1, steps=200, x0=X0)
     plain = st.simulate(problem, method, eta, 0.1, steps=200, x0=X0, record_every=1)

@@ -8,7 +8,8 @@ networks: at which learning rates does SAM/USAM training become unstable where S
 StableSAM match SAM where both are stable? ``samtheory neural`` runs it from the command line.
 
 A run *diverged* at the first step whose minibatch loss is not finite or exceeds ``divergence_factor`` times
-the initial full training loss (checked once per epoch, on the device); training stops there.
+the initial full training loss (checked at the end of each epoch, on the device, so that a step needs no host
+synchronization); training stops at the end of that epoch and the final values are measured there.
 
 JSON schema (``schema = "samtheory.neural/1"``), the file written by ``output=`` and read by the neural figure::
 
@@ -18,12 +19,14 @@ JSON schema (``schema = "samtheory.neural/1"``), the file written by ``output=``
                  "learning_rates": [float], "seeds": [int], "rho": float, "epochs": int, "batch_size": int,
                  "momentum": float, "adaptive": bool, "truncate": bool, "width": int, "channels": int,
                  "divergence_factor": float, "hessian_samples": int, "device": str, "dtype": str,
-                 "torch_version": str, "samtheory_version": str},
+                 "threads": int | null, "torch_version": str, "samtheory_version": str},
       "runs": [                                  # one per (model, method, lr, seed), in that nesting order
         {"model": "mlp" | "cnn", "method": "gd" | "sam" | "usam" | "ssam" | "susam", "lr": float,
          "seed": int, "rho": float,
          "diverged": bool, "diverged_at": int | null,   # step index (0-based) where divergence was detected
          "steps": int,                                 # steps taken (fewer than planned after divergence)
+         "initial_train_loss": float,                  # full training set at initialization (≈ ln 10: a
+                                                       #   final loss near it means training collapsed)
          "final_train_loss": float | null,             # full training set, at the final parameters;
          "train_accuracy": float | null,               #   null where not finite
          "test_accuracy": float | null,
@@ -31,7 +34,7 @@ JSON schema (``schema = "samtheory.neural/1"``), the file written by ``output=``
                                                        #   float64, on hessian_samples samples); null if diverged
          "grad_ratio_mean": float | null,              # mean over steps of ‖g(y)‖/‖g(x)‖ (1 for gd)
          "gamma_mean": float, "gamma_min": float, "gamma_max": float,   # γ (1 for gd, sam, usam)
-         "history": {"epoch": [int], "step": [int],    # per completed epoch: means over its steps
+         "history": {"epoch": [int], "step": [int],    # per epoch completed without divergence: means
                      "train_loss": [float | null], "grad_ratio": [float | null], "gamma": [float | null]},
          "wall_time_s": float}
       ],
@@ -81,12 +84,13 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.
 
 #: ``samtheory neural`` (full run) and ``samtheory neural --quick`` (CPU, a few minutes).
 DEFAULT_CONFIG = dict(dataset="mnist1d", models=MODELS, methods=METHOD_NAMES,
-                      learning_rates=(0.03, 0.1, 0.3, 1.0, 2.0, 3.0, 5.0), seeds=(0, 1, 2), rho=0.05, epochs=30,
-                      batch_size=128, n_samples=5000)
-QUICK_CONFIG = dict(dataset="mnist1d", models=MODELS, methods=METHOD_NAMES, learning_rates=(0.1, 1.0, 3.0),
-                    seeds=(0,), rho=0.05, epochs=8, batch_size=128, n_samples=3000, hessian_samples=500)
+                      learning_rates=(0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 6.0, 10.0), seeds=(0, 1, 2), rho=0.05,
+                      epochs=20, batch_size=128, n_samples=5000, hessian_samples=1000)
+QUICK_CONFIG = dict(dataset="mnist1d", models=MODELS, methods=METHOD_NAMES, learning_rates=(0.1, 1.0, 6.0),
+                    seeds=(0,), rho=0.05, epochs=5, batch_size=128, n_samples=3000, hessian_samples=500)
 
-CSV_FIELDS = ("model", "method", "lr", "seed", "rho", "diverged", "diverged_at", "steps", "final_train_loss",
+CSV_FIELDS = ("model", "method", "lr", "seed", "rho", "diverged", "diverged_at", "steps", "initial_train_loss",
+              "final_train_loss",
               "train_accuracy", "test_accuracy", "top_hessian_eigenvalue", "grad_ratio_mean", "gamma_mean",
               "gamma_min", "gamma_max", "wall_time_s")
 
@@ -202,7 +206,8 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
     n_train = x_train.shape[0]
     steps_per_epoch = max(1, n_train // batch_size)
     with torch.no_grad():
-        threshold = divergence_factor * _loss(model, x_train, y_train)
+        initial_loss = _loss(model, x_train, y_train)
+    threshold = divergence_factor * initial_loss
     history = {"epoch": [], "step": [], "train_loss": [], "grad_ratio": [], "gamma": []}
     gamma_min, gamma_max = math.inf, -math.inf
     ratio_sum = gamma_sum = 0.0
@@ -226,7 +231,7 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
         bad = ~(losses <= threshold)  # NaN counts as bad
         if bool(bad.any()):
             first = int(torch.nonzero(bad)[0, 0])
-            diverged_at, steps = epoch * steps_per_epoch + first, epoch * steps_per_epoch + first + 1
+            diverged_at, steps = epoch * steps_per_epoch + first, (epoch + 1) * steps_per_epoch
             break
         steps = (epoch + 1) * steps_per_epoch
         history["epoch"].append(epoch + 1)
@@ -253,7 +258,7 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
     return {
         "model": model_name, "method": method, "lr": float(lr), "seed": int(seed), "rho": float(rho),
         "diverged": diverged_at is not None, "diverged_at": diverged_at, "steps": steps,
-        "final_train_loss": _finite(train_loss), "train_accuracy": _finite(train_accuracy),
+        "initial_train_loss": _finite(initial_loss), "final_train_loss": _finite(train_loss), "train_accuracy": _finite(train_accuracy),
         "test_accuracy": _finite(test_accuracy), "top_hessian_eigenvalue": eigenvalue,
         "grad_ratio_mean": _finite(ratio_sum / completed) if completed else None,
         "gamma_mean": _finite(gamma_sum / completed) if completed else None,
@@ -263,16 +268,24 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
     }
 
 
-def run_neural_validation(*, dataset: str = "mnist1d", models=MODELS, methods=METHOD_NAMES,
-                          learning_rates=DEFAULT_CONFIG["learning_rates"], seeds=(0,), rho: float = 0.05,
-                          epochs: int = 30, batch_size: int = 128, momentum: float = 0.0, adaptive: bool = False,
-                          truncate: bool = False, n_samples: int = 5000, width: int = 100, channels: int = 16,
-                          divergence_factor: float = 100.0, hessian_samples: int = 1000, device: str = "auto",
-                          dtype: str = "float32", output=None, csv=None, progress: bool = False) -> dict:
+_D = DEFAULT_CONFIG
+
+
+def run_neural_validation(*, dataset: str = _D["dataset"], models=_D["models"], methods=_D["methods"],
+                          learning_rates=_D["learning_rates"], seeds=_D["seeds"], rho: float = _D["rho"],
+                          epochs: int = _D["epochs"], batch_size: int = _D["batch_size"], momentum: float = 0.0,
+                          adaptive: bool = False, truncate: bool = False, n_samples: int = _D["n_samples"],
+                          width: int = 100, channels: int = 16, divergence_factor: float = 100.0,
+                          hessian_samples: int = _D["hessian_samples"], device: str = "auto",
+                          dtype: str = "float32", threads: int | None = None, output=None, csv=None,
+                          progress: bool = False) -> dict:
     """Train every (model, method, learning rate, seed) and return the results dict of the module docstring.
 
+    The defaults are :data:`DEFAULT_CONFIG` (``samtheory neural``); :data:`QUICK_CONFIG` is ``--quick``.
     ``output`` (a path) receives the JSON, ``csv`` one row per run. Same arguments, same numbers (CPU: bit for
-    bit; CUDA: up to its non-deterministic kernels). ``progress`` shows a tqdm bar over the runs.
+    bit; CUDA: up to its non-deterministic kernels). ``threads`` sets torch's CPU threads for the call (these
+    networks are too small to gain from more than one; None leaves the setting). ``progress`` shows a tqdm bar
+    over the runs.
     """
     models = tuple(check.choice("models", m, MODELS) for m in _as_tuple("models", models))
     methods = tuple(check.choice("methods", m, METHOD_NAMES) for m in _as_tuple("methods", methods))
@@ -294,6 +307,8 @@ def run_neural_validation(*, dataset: str = "mnist1d", models=MODELS, methods=ME
     if divergence_factor <= 1:
         raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
     check.choice("dtype", dtype, tuple(DTYPES))
+    if threads is not None:
+        threads = check.as_positive_int("threads", threads)
     for name, flag in (("adaptive", adaptive), ("truncate", truncate), ("progress", progress)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
@@ -309,18 +324,24 @@ def run_neural_validation(*, dataset: str = "mnist1d", models=MODELS, methods=ME
     runs = []
     from tqdm.auto import tqdm
 
-    with tqdm(total=len(grid), desc="neural runs", unit="run", disable=not progress) as bar:
-        for model_name, method, lr, seed in grid:
-            bar.set_postfix_str(f"{model_name} {method} lr={lr:g} seed={seed}")
-            runs.append(train_run(model_name, method, lr, seed, data, **settings))
-            bar.update()
+    previous_threads = torch.get_num_threads()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        with tqdm(total=len(grid), desc="neural runs", unit="run", disable=not progress) as bar:
+            for model_name, method, lr, seed in grid:
+                bar.set_postfix_str(f"{model_name} {method} lr={lr:g} seed={seed}")
+                runs.append(train_run(model_name, method, lr, seed, data, **settings))
+                bar.update()
+    finally:
+        torch.set_num_threads(previous_threads)
 
     config = {"dataset": dataset, "n_train": int(len(data.y_train)), "n_test": int(len(data.y_test)),
               "models": list(models), "methods": list(methods), "learning_rates": list(learning_rates),
               "seeds": list(seeds), "rho": rho, "epochs": epochs, "batch_size": batch_size, "momentum": momentum,
               "adaptive": adaptive, "truncate": truncate, "width": width, "channels": channels,
               "divergence_factor": divergence_factor, "hessian_samples": hessian_samples,
-              "device": str(torch_device), "dtype": dtype, "torch_version": torch.__version__,
+              "device": str(torch_device), "dtype": dtype, "threads": threads, "torch_version": torch.__version__,
               "samtheory_version": __version__}
     summary = _summarize(runs)
     results = {"schema": SCHEMA, "config": config, "runs": runs, "summary": summary,

@@ -92,7 +92,11 @@ def _by_device(tensors: list[torch.Tensor]) -> dict[torch.device, list[int]]:
 
 def _scale_(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
     """tensors ← factor · tensors in place, with the 0-dim ``factor`` copied once to each device."""
-    for device, indices in _by_device(tensors).items():
+    devices = _by_device(tensors)
+    if len(devices) == 1 and factor.device in devices:
+        torch._foreach_mul_(tensors, factor)
+        return
+    for device, indices in devices.items():
         torch._foreach_mul_([tensors[i] for i in indices], factor.to(device))
 
 
@@ -157,6 +161,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             self._check_group(group)
         self.last_stats = StepStats(None, None, None)
         self._saved: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
+        self._buffers: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # reused copies of x
         self._ascent_numerator: torch.Tensor | None = None
 
     def _check_group(self, group: dict) -> None:
@@ -180,6 +185,16 @@ class SAMOptimizer(torch.optim.Optimizer):
         """T ⊙ g for every parameter: T = |p| in adaptive groups, 1 elsewhere."""
         return [torch.abs(p) * grads_of(p) if group["adaptive"] else grads_of(p)
                 for group, params in groups for p in params]
+
+    def _save(self, params: list[torch.Tensor]) -> None:
+        """Copy x into buffers kept from step to step (one foreach copy, no allocation once warm)."""
+        cached, buffers = self._buffers
+        if len(cached) != len(params) or any(a is not b for a, b in zip(cached, params)) or any(
+                b.shape != p.shape or b.dtype != p.dtype or b.device != p.device for b, p in zip(buffers, params)):
+            buffers = [torch.empty_like(p) for p in params]
+            self._buffers = (params, buffers)
+        torch._foreach_copy_(buffers, params)
+        self._saved = (params, buffers)
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
@@ -208,7 +223,7 @@ class SAMOptimizer(torch.optim.Optimizer):
         weighted_norm = _global_norm(weighted, dtype) if any_adaptive and (normalize or renormalize) else grad_norm
         self._ascent_numerator = weighted_norm
         self.last_stats = StepStats(grad_norm, None, None)
-        self._saved = (params, [p.detach().clone() for p in params])
+        self._save(params)
         offset = 0
         for group, ps in groups:
             if not ps:
@@ -217,8 +232,8 @@ class SAMOptimizer(torch.optim.Optimizer):
             offset += len(ps)
             # ε = T ⊙ (T ⊙ g) · scale, in the NumPy reference's order of operations.
             ascent = torch._foreach_mul([torch.abs(p) for p in ps], chunk) if group["adaptive"] else chunk
-            if normalize:
-                scale = torch.where(weighted_norm > 0, group["rho"] / weighted_norm, 0.0)
+            if normalize:  # ρ/‖·‖, and 0 where the norm is 0
+                scale = torch.full_like(weighted_norm, group["rho"]).div_(weighted_norm).nan_to_num_(0.0, 0.0)
                 ascent = _scaled(ascent, scale)
             else:
                 ascent = torch._foreach_mul(ascent, group["rho"])
@@ -233,12 +248,12 @@ class SAMOptimizer(torch.optim.Optimizer):
             raise ValueError("second_step() needs a first_step() before it (or use step(closure))")
         saved_params, saved_values = self._saved
         self._saved = None
-        groups = self._with_grad()
+        renormalize = self.method in _RENORMALIZED
+        groups = self._with_grad() if (renormalize or self.diagnostics) and self.method != "gd" else []
         grads = [p.grad for _, ps in groups for p in ps]
-        if self.method != "gd" and grads:
-            renormalize = self.method in _RENORMALIZED
+        if grads:
             dtype = _accumulation_dtype(grads)
-            ascent_grad_norm = _global_norm(grads, dtype) if (renormalize or self.diagnostics) else None
+            ascent_grad_norm = _global_norm(grads, dtype)
             gamma = None
             if renormalize:
                 any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
@@ -247,10 +262,10 @@ class SAMOptimizer(torch.optim.Optimizer):
                 numerator = self._ascent_numerator
                 if numerator is None:  # no parameter had a gradient at x
                     numerator = torch.zeros((), dtype=dtype, device=denominator.device)
-                numerator = numerator.to(denominator.device, dtype)
-                gamma = torch.where(denominator > 0, numerator / denominator, 1.0)
+                # γ = numerator/denominator, and 1 where the denominator is 0 (0/0 = NaN, x/0 = inf).
+                gamma = torch.div(numerator.to(denominator.device, dtype), denominator).nan_to_num_(1.0, 1.0)
                 if self.truncate:
-                    gamma = torch.clamp(gamma, max=1.0)
+                    gamma.clamp_(max=1.0)
                 _scale_(grads, gamma)
             self.last_stats = StepStats(self.last_stats.grad_norm, ascent_grad_norm, gamma)
         if saved_params:
