@@ -85,7 +85,8 @@ def initial_points(problem: Problem, n_points: int, seed: int = 0) -> np.ndarray
     seed = check.as_positive_int("seed", seed, minimum=0)
     if isinstance(problem, (Quadratic, LeastSquares)):
         rng = np.random.default_rng([seed, _POINT_STREAM])
-        coefficients = rng.choice([-1.0, 1.0], size=(n_points, problem.dim)) * rng.uniform(0.5, 1.0, (n_points, problem.dim))
+        shape = (n_points, problem.dim)
+        coefficients = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.0, shape)
         if isinstance(problem, Quadratic):
             vectors, center = problem.eigenvectors, problem.center
         else:
@@ -100,7 +101,7 @@ class _Runner:
     def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-        self.rule = get_method(method)[1]
+        get_method(method)  # ValueError for an unknown method, before any work
         self.name = _method_label(method)
         self.method = method
         self.problem, self.rules = problem, rules
@@ -111,9 +112,10 @@ class _Runner:
             if points.ndim == 1:
                 points = points[None]
             if points.ndim != 2 or points.shape[1] != problem.dim:
-                raise ValueError(f"x0 must have shape ({problem.dim},) or (n_points, {problem.dim}), got {points.shape}")
+                raise ValueError(f"x0 must have shape ({problem.dim},) or (n_points, {problem.dim}), "
+                                 f"got {points.shape}")
             self.points = points
-        self.options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+        self.options = {"adaptive": adaptive, "truncate": truncate}  # simulate checks them
         self.config_steps = 0
 
     def run(self, eta, rho, steps, record_every=0):
@@ -237,7 +239,7 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
     A run that diverges within t steps diverges within any longer budget (same trajectory), so an upper
     bracket found with a short budget stays valid. A lower one found with t steps may be a slow divergence
     (within ≈ ln(100·factor)/(2t) of the edge for growth like GD's): it is re-checked in the same call as the
-    midpoints once the budget has grown 4-fold, and with the full budget before the end; one that fails
+    midpoints once the budget has grown 16-fold, and with the full budget before the end; one that fails
     becomes the upper bracket and the lower one moves down by twice that bias bound.
     """
     budget = runner.rules.divergence_budget(rtol)
@@ -259,7 +261,7 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
         rows = np.flatnonzero(valid)
         bisect = rows[upper[rows] / lower[rows] - 1 > rtol]
         steps = steps_for(float(np.min(np.log(upper[bisect] / lower[bisect])))) if bisect.size else budget
-        stale = rows[(lower_steps[rows] < budget) & (steps == budget)]
+        stale = rows[(lower_steps[rows] < budget) & ((16 * lower_steps[rows] <= steps) | (steps == budget))]
         if not bisect.size and not stale.size:
             break
         eta = np.concatenate([np.sqrt(lower[bisect] * upper[bisect]), lower[stale]])
@@ -308,8 +310,9 @@ def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
         above[pending] = probes[-1]
         found.extend(pending[hit])
         pending = pending[~hit]
+    probed = ", ".join(f"{fraction:g}" for fraction in np.concatenate(_CONVERGED_PROBES))
     for i in pending:
-        reason[i] = f"no run converged within {steps} steps at eta/eta_nondivergent in {{{', '.join(f'{f:g}' for f in np.concatenate(_CONVERGED_PROBES))}}}"
+        reason[i] = f"no run converged within {steps} steps at eta/eta_nondivergent in {{{probed}}}"
     rows = np.array(sorted(found), dtype=np.int64)
     _bisect(runner, rho, lower, upper, rows, rtol, lambda status: status == CONVERGED, steps)
     return _finish(runner, "converged", rho, lower, upper, reason, rtol, steps)
@@ -424,7 +427,8 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
             if spectrum is None:
                 analytic[edge] = (None, spectrum_reason)
             else:
-                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive, truncate=truncate)
+                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive,
+                                                         truncate=truncate)
                 values = [None] * rho.size if result.value is None else [_finite(v) for v in result.value]
                 analytic[edge] = (values, result.reason)
         for i, r in enumerate(rho):

@@ -143,6 +143,9 @@ ROTATION_EQUIVARIANT = frozenset(METHODS.values())
 def get_method(method) -> tuple[str, Callable[..., Step]]:
     """``(name, rule)`` for a method name or a user-defined rule; ``ValueError`` for anything else."""
     if callable(method):
+        for name, rule in METHODS.items():
+            if rule is method:
+                return name, rule
         return getattr(method, "__name__", type(method).__name__), method
     if isinstance(method, str) and method in METHODS:
         return method, METHODS[method]

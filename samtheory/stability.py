@@ -13,8 +13,12 @@ Analytic (closed forms on quadratics, vectorized over arrays of η, ρ and spect
 Numerical linearization: :func:`jacobian` of the one-step map and :func:`spectral_radius` at a fixed point or
 (SAM) at the 2-cycle.
 
-Measured: :func:`regime_map` (status over an (η, ρ) grid in one vectorized run), :func:`critical_learning_rate`
-(vectorized bisection over η for all ρ at once) and :func:`compare_regimes` (the table).
+Measured, with the rules of :class:`ClassificationRules`: :func:`regime_map` (status over an (η, ρ) grid in one
+vectorized run), :func:`critical_learning_rate` (vectorized bisection over η for all ρ at once, the
+non-divergent or the converged-only edge) and :func:`compare_regimes` (the table of the README).
+
+Rates: :func:`asymptotic_rate` predicts the contraction of ‖g‖ per step (for ``susam``: GD's rate floored at
+USAM's best rate, derived here and confirmed by the tests) and :func:`measured_rate` measures it.
 """
 
 from ._stability_analytic import (

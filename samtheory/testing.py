@@ -123,7 +123,8 @@ def _classify(problem, method, eta, rho, steps, options):
     status = result.point_status[0, 0]
     simulation = result.simulation
     detail = (f"{result.method} at eta={eta:.6g}, rho={rho:.6g}, {steps} steps: statuses "
-              f"{[STATUS_NAMES[s] for s in status]}, final ‖g‖ {np.array2string(simulation.grad_norm[0, 0], precision=3)}, "
+              f"{[STATUS_NAMES[s] for s in status]}, "
+              f"final ‖g‖ {np.array2string(simulation.grad_norm[0, 0], precision=3)}, "
               f"diverged_at {simulation.diverged_at[0, 0].tolist()}")
     return status, detail
 

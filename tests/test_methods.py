@@ -209,3 +209,9 @@ def test_user_rule_signature_runs_through_engine():
     b = st.simulate(st.Quadratic([1.0, 5.0]), "gd", [0.1, 0.3], steps=20, x0=[1.0, 1.0])
     np.testing.assert_array_equal(a.x, b.x)
     assert a.method == "heavy_ball_free"
+
+
+def test_builtin_rules_keep_their_names():
+    for name, rule in st.METHODS.items():
+        assert st.get_method(rule) == (name, rule)
+        assert st.simulate(st.Quadratic([1.0]), rule, 0.1, steps=2).method == name

@@ -56,7 +56,8 @@ def run(args) -> int:
         return 0
     first = rows[0]
     print(f"{problem!r}: non-divergent edge within {first['divergence_steps']} steps, converged edge within "
-          f"{first['steps']} steps; thresholds to rtol = {args.rtol:g} ({args.points} initial points, seed {args.seed}).")
+          f"{first['steps']} steps; thresholds to rtol = {args.rtol:g} "
+          f"({args.points} initial points, seed {args.seed}).")
     emit(rows, False, _COLUMNS)
     notes = dict.fromkeys(f"  {row['method']}: {row['note']}" for row in rows if row["note"])
     if notes:
