@@ -69,6 +69,8 @@ def _row_norm(a: np.ndarray) -> np.ndarray:
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float) -> np.ndarray:
     """numerator / denominator, and ``fallback`` where the denominator is 0 (THEORY.md zero-gradient rule)."""
+    if denominator.size and denominator.min() > 0:  # the common case, without the masked division
+        return numerator / denominator
     return np.divide(numerator, denominator, out=np.full_like(numerator, fallback), where=denominator > 0)
 
 
@@ -101,7 +103,7 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
         ascent, ascent_norm = g, grad_norm
     if normalize:
         rho_column = np.broadcast_to(rho, ascent_norm[:, None].shape)
-        scale = _safe_ratio(rho_column.astype(x.dtype), ascent_norm[:, None], 0.0)
+        scale = _safe_ratio(rho_column, ascent_norm[:, None], 0.0)
         y = ascent * scale
         tiny = (ascent_norm > 0) & (ascent_norm < 1e-290)
         if tiny.any():  # ρ/‖g‖ would overflow: normalize first, then scale (rare, near a minimizer)
