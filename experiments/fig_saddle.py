@@ -60,8 +60,7 @@ def plot(data, out_dir):
 
     p = data.params
     problem = Saddle(p["a"], p["b"], p["c"])
-    fig = plotting.figure(height=FIGSIZE[1])[0]
-    fig.clear()
+    fig = plotting.blank_figure(height=FIGSIZE[1])
     grid = fig.add_gridspec(3, 2, height_ratios=[1.25, 1, 1])
     ax_plane = fig.add_subplot(grid[0, :])
     ax_y = fig.add_subplot(grid[1, 0])
@@ -92,7 +91,8 @@ def plot(data, out_dir):
     ax_plane.set_xlabel("$x$ (positive curvature $a$)")
     ax_plane.set_ylabel("$y$ (negative curvature $-b$)")
     plotting.panel_label(ax_plane, "a", f"$f = \\frac{{1}}{{2}}x^2 - \\frac{{1}}{{2}}y^2 + \\frac{{1}}{{4}}y^4$: "
-                                        f"{p['trace_steps']} steps, $\\eta$ = {p['eta']:g}, $\\rho$ = {p['rho_trace']:g}"
+                                        f"{p['trace_steps']} steps, $\\eta$ = {p['eta']:g}, "
+                                        f"$\\rho$ = {p['rho_trace']:g}"
                                         " (○ end)")
 
     # (b) |y_t| and (c) γ_t along the same trajectories.

@@ -59,7 +59,8 @@ def compute(params):
         sharp = np.full(eta.shape, np.nan)
         sharp[ok] = 0.5 * (factorization.sharpness(final[ok]) + factorization.sharpness(after[ok]))
         grad_norm = np.full(eta.shape, np.nan)
-        grad_norm[ok] = 0.5 * (np.linalg.norm(gradient(final[ok]), axis=1) + np.linalg.norm(gradient(after[ok]), axis=1))
+        grad_norm[ok] = 0.5 * (np.linalg.norm(gradient(final[ok]), axis=1)
+                               + np.linalg.norm(gradient(after[ok]), axis=1))
         out[f"sharp_{name}"], out[f"grad_norm_{name}"], out[f"status_{name}"] = sharp, grad_norm, result.status
     return out
 
@@ -81,7 +82,8 @@ def plot(data, out_dir):
     t = np.arange(trace.shape[0])
     ax.plot(t, trace[:, top], lw=0.7, markersize=2.5, **{**sam_style, "linestyle": "-"})
     others = np.delete(trace, top, axis=1)
-    ax.plot(t, others[:, -1], color="0.5", lw=0.8, label=f"$x_t \\cdot u_2$ ($\\lambda_2$ = {sorted(c['eigenvalues'])[-2]:g})")
+    second = sorted(c["eigenvalues"])[-2]
+    ax.plot(t, others[:, -1], color="0.5", lw=0.8, label=f"$x_t \\cdot u_2$ ($\\lambda_2$ = {second:g})")
     for sign in (1, -1):
         ax.axhline(sign * a, color="k", lw=0.7, ls="--", label="$\\pm a$ (O3)" if sign == 1 else None)
     ax.set_xlabel("step $t$")
@@ -98,9 +100,9 @@ def plot(data, out_dir):
     dense = np.geomspace(eta[0], eta[-1], 400)
     ax.plot(dense, sam_cycle_amplitude(dense, c["rho"], lam_1), color="k", lw=0.9,
             label="$a = \\eta\\rho\\lambda_1/(2 - \\eta\\lambda_1)$")
-    ax.plot(eta, data["cycle_amplitude"], **plotting.method_style("sam", line=False),
+    ax.plot(eta, data["cycle_amplitude"], **{**plotting.method_style("sam", line=False),
+                                             "label": f"SAM, $|x_T \\cdot u_1|$ after {c['steps']} steps"},
             markerfacecolor="none")
-    ax.lines[-1].set_label(f"SAM, $|x_T \\cdot u_1|$ after {c['steps']} steps")
     ax.axvline(2 / lam_1, color="0.5", lw=0.7, ls=":")
     ax.text(2 / lam_1, 1.02, "$2/\\lambda_1$", transform=ax.get_xaxis_transform(), ha="center", fontsize=6)
     ax.set_xscale("log")
@@ -115,12 +117,11 @@ def plot(data, out_dir):
     ax = axes[2]
     eta = data["sharp_eta"]
     dense = np.geomspace(eta[0], eta[-1], 400)
-    ax.plot(dense, 2 / dense, color=plotting.METHOD_COLORS["gd"], lw=0.9, label="$2/\\eta$ (GD edge, O1)")
-    ax.plot(dense, usam_max_stable_sharpness(dense, s["rho"]), color=plotting.METHOD_COLORS["usam"], lw=0.9,
-            label="$\\lambda^*(\\eta, \\rho)$ (USAM edge, O2)")
+    ax.plot(dense, 2 / dense, color=plotting.METHOD_COLORS["gd"], lw=0.9)
+    ax.plot(dense, usam_max_stable_sharpness(dense, s["rho"]), color=plotting.METHOD_COLORS["usam"], lw=0.9)
     ok = np.isfinite(data["grad_norm_sam"])
     ax.plot(eta[ok], sam_edge(eta[ok], s["rho"], data["grad_norm_sam"][ok]), color=plotting.METHOD_COLORS["sam"],
-            lw=0.9, label="$\\lambda_{edge}(\\eta, \\rho, \\|g_T\\|)$ (SAM edge, O3)")
+            lw=0.9)
     u0, v0 = s["x0"]
     flow_limit = np.hypot(u0**2 - v0**2, 2 * s["target"])  # u² − v² is conserved by gradient flow
     ax.axhline(flow_limit, color="0.6", lw=0.7, ls=":", zorder=0)
@@ -140,7 +141,14 @@ def plot(data, out_dir):
     ax.set_ylim(1, top)
     ax.set_xlabel("learning rate $\\eta$")
     ax.set_ylabel("final sharpness $\\lambda_{\\max}$")
-    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9), fontsize=5.5)
+    # Inline labels instead of a legend (the upper right holds the divergence marks).
+    usam_at = float(usam_max_stable_sharpness(eta[0], s["rho"]))
+    ax.text(0.1, 2 / 0.1 * 1.6, "$2/\\eta$ (GD, O1)", fontsize=5.5, rotation=-28,
+            rotation_mode="anchor", color=plotting.METHOD_COLORS["gd"], va="bottom")
+    ax.text(eta[0], usam_at * 1.1, "$\\lambda^*(\\eta, \\rho)$ (USAM, O2)", fontsize=5.5,
+            color=plotting.METHOD_COLORS["usam"])
+    ax.text(eta[0], 2 * s["target"] * 0.78, "$\\lambda_{edge}(\\eta, \\rho, \\|g_T\\|)$ (SAM, O3)", fontsize=5.5,
+            color=plotting.METHOD_COLORS["sam"], va="top")
     plotting.panel_label(ax, "c", f"$f = \\frac{{1}}{{2}}(uv - 1)^2$ from $(u_0, v_0)$ = ({u0:g}, {v0:g}), "
                                   f"$\\rho$ = {s['rho']:g}; × diverged")
     handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in METHODS]

@@ -23,8 +23,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 __all__ = [
-    "COLUMN_WIDTH", "DPI", "METHOD_ORDER", "METHOD_COLORS", "METHOD_LABELS", "STATUS_COLORS", "STATUS_LABELS",
-    "RC", "style", "figure", "method_style", "status_cmap", "pixel_size", "save", "panel_label",
+    "COLUMN_WIDTH", "DPI", "METHOD_ORDER", "METHOD_COLORS", "METHOD_LABELS", "METHOD_MARKERS", "METHOD_LINESTYLES",
+    "STATUS_COLORS", "STATUS_LABELS", "RC", "style", "figure", "blank_figure", "method_style", "matplotlib_handle",
+    "shades", "status_cmap", "status_handles", "panel_label", "plain_log_ticks", "finite_segment", "pixel_size",
+    "save",
 ]
 
 #: Width of a single column in inches (two-column papers: 3.25–3.5 in) and the PNG resolution.
@@ -83,10 +85,16 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.4, width: float 
     Call it inside :func:`style` (fonts and line widths are read when artists are created). ``subplot_kw`` goes
     to :meth:`Figure.subplots` (``sharex``, ``gridspec_kw``, ...).
     """
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = blank_figure(height=height, width=width)
     axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)
     return fig, axes
+
+
+def blank_figure(*, height: float = 2.4, width: float = COLUMN_WIDTH) -> Figure:
+    """A constrained-layout Figure on an Agg canvas with no axes (lay them out with ``add_gridspec``)."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def method_style(method: str, *, marker: bool = False, line: bool = True) -> dict:

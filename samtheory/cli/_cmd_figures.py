@@ -33,6 +33,8 @@ def run(args) -> int:
     for name in selected:
         _figures.load(name)  # an unknown name fails before anything runs
     out_dir = None if args.out is None else Path(args.out)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out must be a folder, got the file {str(out_dir)!r}")
     cache_dir = None if out_dir is None else out_dir / "cache"
     bar = tqdm(selected, desc="figures", unit="figure", disable=None, file=sys.stderr)
     for name in bar:

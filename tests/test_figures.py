@@ -1,0 +1,212 @@
+"""The figure pipeline: `samtheory figures`, its cache, the shared style. Nothing here writes into figures/."""
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import samtheory
+from samtheory import _figures, plotting
+from samtheory.cli import main
+
+CHEAP = "convergence"  # the cheapest real figure (a second or two with --quick)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG header's IHDR chunk."""
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_every_figure_with_quick(tmp_path, capsys):
+    """The CI smoke test: all figures, reduced grids, into a temporary folder."""
+    assert main(["figures", "--quick", "--out", str(tmp_path)]) == 0
+    names = _figures.figure_names()
+    assert len(names) >= 9
+    printed = capsys.readouterr().out
+    for name in names:
+        module = _figures.load(name)
+        png, pdf = tmp_path / f"{name}.png", tmp_path / f"{name}.pdf"
+        assert png.stat().st_size > 0 and pdf.stat().st_size > 0
+        assert png_size(png) == plotting.pixel_size(module.FIGSIZE), name  # exact: no tight bbox
+        assert pdf.read_bytes()[:5] == b"%PDF-"
+        assert (tmp_path / "cache" / f"{name}-quick.npz").is_file()
+        assert f"{name}: " in printed
+    assert not any((tmp_path / "cache").glob("*.partial.npz"))
+
+
+TINY = """
+import numpy as np
+
+DESCRIPTION = "a tiny figure for the pipeline's tests"
+QUICK = {"n": 3}
+FULL = {"n": 5}
+FIGSIZE = (1.0, 0.8)
+CALLS = []
+
+
+def compute(params):
+    CALLS.append(params)
+    return {"x": np.arange(params["n"], dtype=float), "label": np.asarray("tiny")}
+
+
+def plot(data, out_dir):
+    from samtheory import plotting
+
+    fig, ax = plotting.figure(width=FIGSIZE[0], height=FIGSIZE[1])
+    ax.plot(data["x"], data["x"] ** 2)
+    return plotting.save(fig, out_dir, "tiny")
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """An experiments/ folder holding one instant figure, ``tiny``; returns its module."""
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    (folder / "fig_tiny.py").write_text(TINY)
+    monkeypatch.setattr(_figures, "experiments_dir", lambda: folder)
+    return _figures.load("tiny")
+
+
+def test_cached_rerun_does_not_recompute(tmp_path, tiny, monkeypatch):
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    first = _figures.run_figure("tiny", **options)
+    assert first.computed and tiny.CALLS == [{"n": 3}]
+    for path in first.paths:
+        path.unlink()
+    again = _figures.run_figure("tiny", **options)
+    assert not again.computed and len(tiny.CALLS) == 1  # replotted from the cache
+    assert all(path.stat().st_size > 0 for path in again.paths)
+    assert again.compute_seconds == first.compute_seconds  # stored with the cache, exactly
+
+    _figures.run_figure("tiny", **options, force=True)
+    assert len(tiny.CALLS) == 2
+
+    assert _figures.run_figure("tiny", **{**options, "quick": False}).computed  # FULL has its own cache
+    assert not _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == 3
+
+    monkeypatch.setattr(tiny, "QUICK", {"n": 4})
+    assert _figures.run_figure("tiny", **options).computed  # other parameters, other numbers
+    assert tiny.CALLS[-1] == {"n": 4}
+
+    monkeypatch.setattr(samtheory, "__version__", samtheory.__version__ + ".dev1")
+    assert _figures.run_figure("tiny", **options).computed  # another samtheory version made the cache
+    assert len(tiny.CALLS) == 5
+
+
+def test_cache_stores_parameters_and_version(tmp_path, tiny):
+    _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path)
+    with np.load(_figures.cache_path(tmp_path, "tiny", quick=True)) as stored:
+        assert json.loads(str(stored["__params__"])) == tiny.QUICK
+        assert str(stored["__version__"]) == samtheory.__version__
+        assert stored["x"].tolist() == [0.0, 1.0, 2.0] and str(stored["label"]) == "tiny"
+    assert not list(tmp_path.glob("*.partial.npz"))
+
+
+def test_damaged_cache_is_recomputed(tmp_path, tiny):
+    path = _figures.cache_path(tmp_path, "tiny", quick=True)
+    path.write_bytes(b"not an npz file")
+    assert _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path).computed
+    assert len(tiny.CALLS) == 1
+
+
+def test_cli_reuses_the_cache_under_out(tmp_path, tiny, capsys):
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["figures", "tiny", "--quick", "--out", str(out)]) == 0
+    assert len(tiny.CALLS) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert "computed in" in lines[0] and "cached" in lines[1]
+    assert (out / "cache" / "tiny-quick.npz").is_file()
+    assert png_size(out / "tiny.png") == plotting.pixel_size(tiny.FIGSIZE) == (200, 160)
+
+
+def test_list(capsys):
+    assert main(["figures", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    names = _figures.figure_names()
+    assert [line.split()[0] for line in lines] == names
+    assert names[:2] == ["regime_atlas", "regime_widths"]  # ORDER: the issue's numbering
+    for line, name in zip(lines, names):
+        assert line.split(maxsplit=1)[1] == _figures.load(name).DESCRIPTION
+
+
+def test_unknown_figure_is_a_one_line_error(tmp_path, capsys):
+    assert main(["figures", "no_such_figure", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "unknown figure 'no_such_figure'" in error and CHEAP in error
+    assert not any(tmp_path.iterdir())  # checked before anything ran
+
+
+def test_out_must_be_a_folder(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("")
+    assert main(["figures", CHEAP, "--out", str(target)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--out must be a folder" in error
+
+
+def test_missing_experiments_folder_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_figures, "repository_root", lambda: tmp_path)
+    assert main(["figures", "--list"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(tmp_path / "experiments") in error
+
+
+def test_figure_script_without_the_interface_is_refused(tmp_path):
+    (tmp_path / "fig_incomplete.py").write_text("DESCRIPTION = 'no compute, no plot'\n")
+    with pytest.raises(ValueError, match="fig_incomplete.py lacks QUICK, FULL, FIGSIZE, compute, plot"):
+        _figures.load("incomplete", tmp_path)
+
+
+def test_compute_returning_objects_is_refused(tmp_path):
+    (tmp_path / "fig_objects.py").write_text(
+        "DESCRIPTION = 'x'\nQUICK = FULL = {'n': 1}\nFIGSIZE = (1, 1)\n"
+        "def compute(params):\n    return {'bad': [1, 'a', None]}\n"
+        "def plot(data, out_dir):\n    return []\n")
+    with pytest.raises(ValueError, match="'bad' that cannot be cached"):
+        _figures.run_figure("objects", quick=True, out_dir=tmp_path, cache_dir=tmp_path, directory=tmp_path)
+
+
+def test_script_runs_directly(tmp_path):
+    script = _figures.experiments_dir() / f"fig_{CHEAP}.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert png_size(tmp_path / f"{CHEAP}.png") == plotting.pixel_size(_figures.load(CHEAP).FIGSIZE)
+
+
+def test_default_quick_output_is_not_the_committed_folder():
+    assert _figures.default_out_dir(quick=False) == _figures.repository_root() / "figures"
+    assert _figures.default_out_dir(quick=True) != _figures.default_out_dir(quick=False)
+    assert "cache" in _figures.default_out_dir(quick=True).parts  # git-ignored experiments/cache/
+
+
+def test_method_style_is_fixed_and_distinct():
+    assert set(plotting.METHOD_COLORS) == set(samtheory.METHODS)
+    assert len(set(plotting.METHOD_COLORS.values())) == len(plotting.METHOD_COLORS)
+    assert len(set(plotting.METHOD_MARKERS.values())) == len(plotting.METHOD_MARKERS)
+    style = plotting.method_style("ssam", marker=True)
+    assert style["color"] == plotting.METHOD_COLORS["ssam"] and style["label"] == "SSAM" and style["marker"] == "D"
+    assert plotting.method_style("gd", line=False)["linestyle"] == "none"
+
+
+def test_method_style_rejects_an_unknown_method():
+    with pytest.raises(ValueError, match="method must be one of gd, sam, usam, ssam, susam, got 'adam'"):
+        plotting.method_style("adam")
+
+
+def test_save_writes_png_and_pdf_of_the_stated_size(tmp_path):
+    with plotting.style():
+        fig, ax = plotting.figure(height=2.0)
+        ax.plot([1, 2], [3, 4], **plotting.method_style("sam"))
+        paths = plotting.save(fig, tmp_path / "sub", "example")
+    assert [p.name for p in paths] == ["example.png", "example.pdf"]
+    assert png_size(paths[0]) == plotting.pixel_size((plotting.COLUMN_WIDTH, 2.0)) == (680, 400)
