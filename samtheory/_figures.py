@@ -11,12 +11,14 @@ Each figure is a script ``experiments/fig_<name>.py`` at the repository root exp
 - optionally ``ORDER`` (an integer: position in the default run and in ``--list``).
 
 ``compute`` runs once per parameter set: its arrays go to ``<cache_dir>/<name>-<quick|full>.npz`` together with
-the parameters and the samtheory version that made them, and a rerun with the same parameters and version
-replots from the cache.
+the parameters, the samtheory version and a fingerprint of the sources (the package and the script) that made
+them, and a rerun with the same parameters and unchanged code replots from the cache.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.util
 import json
 import sys
@@ -29,7 +31,7 @@ import numpy as np
 
 PREFIX = "fig_"
 _REQUIRED = ("DESCRIPTION", "QUICK", "FULL", "FIGSIZE", "compute", "plot")
-_META = ("__params__", "__version__", "__seconds__")
+_META = ("__params__", "__version__", "__source__", "__seconds__")
 
 
 def repository_root() -> Path:
@@ -111,15 +113,35 @@ def cache_path(cache_dir, name: str, quick: bool) -> Path:
     return Path(cache_dir) / f"{name}-{'quick' if quick else 'full'}.npz"
 
 
-def read_cache(path: Path, params: dict) -> FigureData | None:
-    """The cached data if ``path`` holds arrays made with exactly ``params`` by this samtheory version."""
+@functools.lru_cache(maxsize=1)
+def _package_fingerprint() -> str:
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def source_fingerprint(script: Path | None = None) -> str:
+    """SHA-256 over the package's Python sources and the figure script: any code change invalidates a cache."""
+    digest = hashlib.sha256(_package_fingerprint().encode())
+    if script is not None:
+        digest.update(Path(script).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def read_cache(path: Path, params: dict, source: str = "") -> FigureData | None:
+    """The cached data if ``path`` holds arrays made with exactly ``params`` by this samtheory version and
+    these sources (``source``, from :func:`source_fingerprint`)."""
     from samtheory import __version__
 
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as stored:
-            if str(stored["__version__"]) != __version__ or str(stored["__params__"]) != _canonical(params):
+            if (str(stored["__version__"]) != __version__ or str(stored["__params__"]) != _canonical(params)
+                    or str(stored["__source__"]) != source):
                 return None
             arrays = {key: stored[key] for key in stored.files if key not in _META}
             seconds = float(stored["__seconds__"])
@@ -128,7 +150,7 @@ def read_cache(path: Path, params: dict) -> FigureData | None:
     return FigureData(arrays, params, __version__, seconds)
 
 
-def write_cache(path: Path, params: dict, arrays: dict, seconds: float) -> FigureData:
+def write_cache(path: Path, params: dict, arrays: dict, seconds: float, source: str = "") -> FigureData:
     from samtheory import __version__
 
     arrays = {key: np.asarray(value) for key, value in arrays.items()}
@@ -138,7 +160,7 @@ def write_cache(path: Path, params: dict, arrays: dict, seconds: float) -> Figur
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
     np.savez_compressed(partial, __params__=np.asarray(_canonical(params)), __version__=np.asarray(__version__),
-                        __seconds__=np.asarray(seconds), **arrays)
+                        __source__=np.asarray(source), __seconds__=np.asarray(seconds), **arrays)
     partial.replace(path)  # atomic: an interrupted run leaves no half-written cache
     return FigureData(arrays, params, __version__, seconds)
 
@@ -162,12 +184,13 @@ def run_figure(name: str, *, quick: bool = False, out_dir=None, cache_dir=None, 
     out_dir = default_out_dir(quick) if out_dir is None else Path(out_dir)
     cache_dir = default_cache_dir() if cache_dir is None else Path(cache_dir)
     path = cache_path(cache_dir, module.NAME, quick)
-    data = None if force else read_cache(path, params)
+    source = source_fingerprint(module.__file__)
+    data = None if force else read_cache(path, params, source)
     computed = data is None
     if computed:
         start = time.perf_counter()
         arrays = module.compute(params)
-        data = write_cache(path, params, arrays, time.perf_counter() - start)
+        data = write_cache(path, params, arrays, time.perf_counter() - start, source)
     start = time.perf_counter()
     with plotting.style():
         paths = module.plot(data, out_dir)

@@ -100,12 +100,27 @@ def test_cached_rerun_does_not_recompute(tmp_path, tiny, monkeypatch):
     assert _figures.run_figure("tiny", **options).computed  # another samtheory version made the cache
     assert len(tiny.CALLS) == 5
 
+    monkeypatch.setattr(_figures, "source_fingerprint", lambda script=None: "edited-code")
+    assert _figures.run_figure("tiny", **options).computed  # the code changed since the cache was made
+    assert not _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == 6
+
+
+def test_source_fingerprint_follows_the_script(tmp_path):
+    script = tmp_path / "fig_x.py"
+    script.write_text("A = 1\n")
+    before = _figures.source_fingerprint(script)
+    assert _figures.source_fingerprint(script) == before
+    script.write_text("A = 2\n")
+    assert _figures.source_fingerprint(script) != before
+
 
 def test_cache_stores_parameters_and_version(tmp_path, tiny):
     _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path)
     with np.load(_figures.cache_path(tmp_path, "tiny", quick=True)) as stored:
         assert json.loads(str(stored["__params__"])) == tiny.QUICK
         assert str(stored["__version__"]) == samtheory.__version__
+        assert str(stored["__source__"]) == _figures.source_fingerprint(tiny.__file__)
         assert stored["x"].tolist() == [0.0, 1.0, 2.0] and str(stored["label"]) == "tiny"
     assert not list(tmp_path.glob("*.partial.npz"))
 
