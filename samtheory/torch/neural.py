@@ -89,6 +89,8 @@ DEFAULT_CONFIG = dict(dataset="mnist1d", models=MODELS, methods=METHOD_NAMES,
 QUICK_CONFIG = dict(dataset="mnist1d", models=MODELS, methods=METHOD_NAMES, learning_rates=(0.1, 1.0, 6.0),
                     seeds=(0,), rho=0.05, epochs=5, batch_size=128, n_samples=3000, hessian_samples=500)
 
+_D = DEFAULT_CONFIG
+
 CSV_FIELDS = ("model", "method", "lr", "seed", "rho", "diverged", "diverged_at", "steps", "initial_train_loss",
               "final_train_loss",
               "train_accuracy", "test_accuracy", "top_hessian_eigenvalue", "grad_ratio_mean", "gamma_mean",
@@ -187,11 +189,19 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset, *, rho: float = 0.05,
-              epochs: int = 30, batch_size: int = 128, momentum: float = 0.0, adaptive: bool = False,
-              truncate: bool = False, width: int = 100, channels: int = 16, divergence_factor: float = 100.0,
-              hessian_samples: int = 1000, device="cpu", dtype=torch.float32) -> dict:
-    """Train one network and return its run record (see the module docstring for the fields)."""
+def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset, *, rho: float = _D["rho"],
+              epochs: int = _D["epochs"], batch_size: int = _D["batch_size"], momentum: float = 0.0,
+              adaptive: bool = False, truncate: bool = False, width: int = 100, channels: int = 16,
+              divergence_factor: float = 100.0, hessian_samples: int = _D["hessian_samples"], device="cpu",
+              dtype=torch.float32) -> dict:
+    """Train one network and return its run record (see the module docstring for the fields).
+
+    The building block of :func:`run_neural_validation`, which checks the grid's arguments once; here only the
+    ones a run cannot do without are checked (``SAMOptimizer`` and ``build_model`` check the rest).
+    """
+    lr = float(check.as_float_array("lr", lr, positive=True))
+    epochs = check.as_positive_int("epochs", epochs)
+    batch_size = check.as_positive_int("batch_size", batch_size)
     started = time.perf_counter()
     device = torch.device(device)
     with torch.random.fork_rng(devices=[]):
@@ -258,17 +268,15 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
     return {
         "model": model_name, "method": method, "lr": float(lr), "seed": int(seed), "rho": float(rho),
         "diverged": diverged_at is not None, "diverged_at": diverged_at, "steps": steps,
-        "initial_train_loss": _finite(initial_loss), "final_train_loss": _finite(train_loss), "train_accuracy": _finite(train_accuracy),
-        "test_accuracy": _finite(test_accuracy), "top_hessian_eigenvalue": eigenvalue,
+        "initial_train_loss": _finite(initial_loss), "final_train_loss": _finite(train_loss),
+        "train_accuracy": _finite(train_accuracy), "test_accuracy": _finite(test_accuracy),
+        "top_hessian_eigenvalue": eigenvalue,
         "grad_ratio_mean": _finite(ratio_sum / completed) if completed else None,
         "gamma_mean": _finite(gamma_sum / completed) if completed else None,
         "gamma_min": _finite(gamma_min) if completed else None,
         "gamma_max": _finite(gamma_max) if completed else None,
         "history": history, "wall_time_s": time.perf_counter() - started,
     }
-
-
-_D = DEFAULT_CONFIG
 
 
 def run_neural_validation(*, dataset: str = _D["dataset"], models=_D["models"], methods=_D["methods"],

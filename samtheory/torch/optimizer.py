@@ -63,24 +63,18 @@ def _rho(value) -> float:
 
 
 def _accumulation_dtype(tensors) -> torch.dtype:
-    dtype = torch.float32
-    for tensor in tensors:
-        dtype = torch.promote_types(dtype, tensor.dtype)
-    return dtype
+    """float64 if any tensor is float64, else float32 (bfloat16 and float16 norms accumulate in float32)."""
+    return torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
 
 
-def _global_norm(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """‖(t_1, ..., t_n)‖₂ in ``dtype``, on the first tensor's device: one norm kernel per device, no host sync."""
-    target = tensors[0].device
-    partial = []
-    for indices in _by_device(tensors).values():
-        group = [tensors[i] for i in indices]
-        try:
-            norms = torch._foreach_norm(group, 2, dtype=dtype)
-        except (TypeError, RuntimeError):  # older torch: no dtype argument
-            norms = [torch.linalg.vector_norm(t, dtype=dtype) for t in group]
-        partial.append(torch.linalg.vector_norm(torch.stack(norms)).to(target))
-    return partial[0] if len(partial) == 1 else torch.linalg.vector_norm(torch.stack(partial))
+# On the CPU, concatenating up to this many elements and taking one norm beats per-tensor norm kernels.
+_CPU_CONCATENATE_LIMIT = 1 << 22
+
+
+def _common_device(tensors: list[torch.Tensor]) -> torch.device | None:
+    """The device of all ``tensors``, or None when they are spread over several."""
+    device = tensors[0].device
+    return device if all(t.device == device for t in tensors) else None
 
 
 def _by_device(tensors: list[torch.Tensor]) -> dict[torch.device, list[int]]:
@@ -90,18 +84,39 @@ def _by_device(tensors: list[torch.Tensor]) -> dict[torch.device, list[int]]:
     return indices
 
 
+def _device_norm(group: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    if group[0].device.type == "cpu" and sum(t.numel() for t in group) <= _CPU_CONCATENATE_LIMIT:
+        return torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in group]), dtype=dtype)
+    try:  # one fused multi-tensor kernel on CUDA
+        norms = torch._foreach_norm(group, 2, dtype=dtype)
+    except (TypeError, RuntimeError):  # older torch: no dtype argument
+        norms = [torch.linalg.vector_norm(t, dtype=dtype) for t in group]
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+def _global_norm(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
+    """‖(t_1, ..., t_n)‖₂ accumulated in ``dtype``, on the first tensor's device, without host synchronization."""
+    if _common_device(tensors) is not None:
+        return _device_norm(tensors, dtype)
+    target = tensors[0].device
+    partial = [_device_norm([tensors[i] for i in indices], dtype).to(target)
+               for indices in _by_device(tensors).values()]
+    return torch.linalg.vector_norm(torch.stack(partial))
+
+
 def _scale_(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
     """tensors ← factor · tensors in place, with the 0-dim ``factor`` copied once to each device."""
-    devices = _by_device(tensors)
-    if len(devices) == 1 and factor.device in devices:
+    if _common_device(tensors) == factor.device:
         torch._foreach_mul_(tensors, factor)
         return
-    for device, indices in devices.items():
+    for device, indices in _by_device(tensors).items():
         torch._foreach_mul_([tensors[i] for i in indices], factor.to(device))
 
 
 def _scaled(tensors: list[torch.Tensor], factor: torch.Tensor) -> list[torch.Tensor]:
     """factor · tensors as new tensors, in order (``factor`` a 0-dim tensor, copied once to each device)."""
+    if _common_device(tensors) == factor.device:
+        return torch._foreach_mul(tensors, factor)
     out: list[torch.Tensor] = [None] * len(tensors)  # type: ignore[list-item]
     for device, indices in _by_device(tensors).items():
         for i, value in zip(indices, torch._foreach_mul([tensors[i] for i in indices], factor.to(device))):
@@ -181,10 +196,9 @@ class SAMOptimizer(torch.optim.Optimizer):
         return [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
 
     @staticmethod
-    def _weighted(groups, grads_of) -> list[torch.Tensor]:
-        """T ⊙ g for every parameter: T = |p| in adaptive groups, 1 elsewhere."""
-        return [torch.abs(p) * grads_of(p) if group["adaptive"] else grads_of(p)
-                for group, params in groups for p in params]
+    def _weighted(groups) -> list[torch.Tensor]:
+        """T ⊙ g for every parameter with a gradient: T = |p| in adaptive groups, 1 elsewhere."""
+        return [torch.abs(p) * p.grad if group["adaptive"] else p.grad for group, params in groups for p in params]
 
     def _save(self, params: list[torch.Tensor]) -> None:
         """Copy x into buffers kept from step to step (one foreach copy, no allocation once warm)."""
@@ -219,7 +233,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             if zero_grad:
                 self.zero_grad()
             return
-        weighted = self._weighted(groups, lambda p: p.grad) if any_adaptive else grads
+        weighted = self._weighted(groups) if any_adaptive else grads
         weighted_norm = _global_norm(weighted, dtype) if any_adaptive and (normalize or renormalize) else grad_norm
         self._ascent_numerator = weighted_norm
         self.last_stats = StepStats(grad_norm, None, None)
@@ -257,7 +271,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             gamma = None
             if renormalize:
                 any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
-                denominator = _global_norm(self._weighted(groups, lambda p: p.grad), dtype) if any_adaptive \
+                denominator = _global_norm(self._weighted(groups), dtype) if any_adaptive \
                     else ascent_grad_norm
                 numerator = self._ascent_numerator
                 if numerator is None:  # no parameter had a gradient at x
@@ -277,7 +291,8 @@ class SAMOptimizer(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
-        """One full step. ``closure`` must zero nothing itself and return the loss after ``loss.backward()``.
+        """One full step. ``closure`` re-evaluates the loss on the step's minibatch, calls ``backward()`` and returns
+        the loss (zeroing the gradients inside it is allowed, not needed: ``first_step`` has done it).
 
         If no parameter has a gradient yet, ``closure`` is first called at x; its loss is returned (else None).
         ``gd`` needs no closure when the gradient is present; the other methods always need one (for g(y)).

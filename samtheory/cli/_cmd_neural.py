@@ -1,0 +1,84 @@
+"""samtheory neural: SAM/USAM/StableSAM training small networks over a learning-rate grid (needs samtheory[torch])."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import emit, float_list, format_table, int_list
+
+HELP = ("train a small MLP and 1-D CNN on MNIST-1D with gd/sam/usam/ssam/susam over a learning-rate grid "
+        "(needs samtheory[torch])")
+
+# The defaults are samtheory.torch.neural.DEFAULT_CONFIG and QUICK_CONFIG (--quick), read in run() so that
+# `samtheory --help` does not import torch; the help texts quote them (tests/test_neural.py checks).
+
+
+def _names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names, got {text!r}")
+    return names
+
+
+def add_arguments(parser):
+    parser.add_argument("--quick", action="store_true",
+                        help="a small grid on the CPU (a few minutes): lr 0.1,1,6, one seed, 5 epochs")
+    parser.add_argument("--dataset", choices=("mnist1d", "digits"), default=None,
+                        help="MNIST-1D generated locally (default) or scikit-learn's digits")
+    parser.add_argument("--models", type=_names, default=None, help="comma-separated: mlp,cnn (default: both)")
+    parser.add_argument("--methods", type=_names, default=None,
+                        help="comma-separated: gd,sam,usam,ssam,susam (default: all)")
+    parser.add_argument("--lr", type=float_list, default=None, dest="learning_rates",
+                        help="learning rates, comma-separated (default: 0.03,0.1,0.3,1,2,4,6,10)")
+    parser.add_argument("--seeds", type=int_list, default=None, help="seeds, comma-separated (default: 0,1,2)")
+    parser.add_argument("--rho", type=float, default=None, help="radius ρ of every method (default: 0.05)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 20)")
+    parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 128)")
+    parser.add_argument("--momentum", type=float, default=0.0, help="SGD momentum of the base optimizer (default: 0)")
+    parser.add_argument("--adaptive", action="store_true", help="ASAM-style adaptive ascent")
+    parser.add_argument("--truncate", action="store_true", help="truncate the renormalization factor at 1")
+    parser.add_argument("--n-samples", type=int, default=None, help="data set size before the 80/20 split (default: 5000)")
+    parser.add_argument("--hessian-samples", type=int, default=None,
+                        help="training samples for the final top Hessian eigenvalue, 0 to skip (default: 1000)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                        help="auto (CUDA if available; the default), cpu or cuda; --quick defaults to cpu")
+    parser.add_argument("--dtype", choices=("float32", "float64", "bfloat16"), default="float32",
+                        help="parameter dtype (default: float32)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default: 1)")
+    parser.add_argument("--output", default=None, metavar="PATH", help="write the results JSON here")
+    parser.add_argument("--csv", default=None, metavar="PATH", help="write one CSV row per run here")
+    parser.add_argument("--json", action="store_true", help="print the results JSON instead of tables")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    try:
+        from ..torch.neural import DEFAULT_CONFIG, QUICK_CONFIG, run_neural_validation
+    except ImportError as error:
+        raise ValueError(f"samtheory neural needs PyTorch: pip install 'samtheory[torch]' ({error})") from None
+
+    defaults = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
+    chosen = {key: getattr(args, key) for key in ("dataset", "models", "methods", "learning_rates", "seeds", "rho",
+                                                  "epochs", "batch_size", "n_samples", "hessian_samples")}
+    settings = {key: defaults.get(key) if value is None else value for key, value in chosen.items()}
+    settings = {key: value for key, value in settings.items() if value is not None}
+    device = args.device or ("cpu" if args.quick else "auto")
+    results = run_neural_validation(**settings, momentum=args.momentum, adaptive=args.adaptive,
+                                    truncate=args.truncate, device=device, dtype=args.dtype, threads=args.threads,
+                                    output=args.output, csv=args.csv, progress=not args.no_progress)
+    if args.json:
+        emit([results], True)
+        return 0
+    rows = [{"model": c["model"], "method": c["method"], "lr": c["lr"],
+             "diverged": f"{c['n_diverged']}/{c['n_runs']}", "train_loss": c["final_train_loss_median"],
+             "test_acc": c["test_accuracy_mean"], "lambda_max": c["top_hessian_eigenvalue_median"],
+             "gamma": c["gamma_mean"], "ratio_gy_gx": c["grad_ratio_mean"]} for c in results["summary"]]
+    print(format_table(rows))
+    print()
+    print(format_table(results["stability"]))
+    if results["comparison"]:
+        print()
+        print(format_table(results["comparison"]))
+    if args.output:
+        print(f"\nresults written to {args.output}")
+    return 0
