@@ -174,7 +174,8 @@ def main():
         threadpoolctl.threadpool_limits(1)
     except ImportError:
         pass
-    print(f"samtheory {st.__version__}, numpy {np.__version__}")
+    print(f"samtheory {st.__version__}, numpy {np.__version__}; simulate uses its default workers = "
+          f"{st.engine._available_cores()} (threads over chunks); the per-configuration loop runs on one core")
     bench_sweeps(args.grid, args.steps, args.sample, (10, 100))
     bench_renormalization_cost(args.grid, args.steps, (10, 100))
     bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 16, 2))

@@ -129,11 +129,24 @@ def test_minibatch_sequence_depends_only_on_the_seed():
     base = make_least_squares(40, 3, seed=0)
     first, second = _LoggingLeastSquares(base.A, base.b), _LoggingLeastSquares(base.A, base.b)
     st.simulate(first, "ssam", 0.05, 0.1, steps=20, seed=4, batch_size=5)
-    st.simulate(second, "gd", [0.01, 0.02, 0.2], 0.0, steps=20, seed=4, batch_size=5, x0=np.ones(3))
+    # workers=1: the logging problem keeps Python state, so it is not thread-safe.
+    st.simulate(second, "gd", [0.01, 0.02, 0.2], 0.0, steps=20, seed=4, batch_size=5, x0=np.ones(3), workers=1,
+                chunk_size=3)
     assert first.batches == second.batches
     other = _LoggingLeastSquares(base.A, base.b)
     st.simulate(other, "ssam", 0.05, 0.1, steps=20, seed=5, batch_size=5)
     assert other.batches != first.batches
+
+
+def test_workers_do_not_change_results():
+    problem = make_logistic_regression(50, 4, seed=1)
+    eta = np.geomspace(0.01, 20.0, 40)[:, None]
+    kwargs = dict(steps=60, seed=np.arange(3)[:, None, None], batch_size=10, record_every=20)
+    one = st.simulate(problem, "ssam", eta, 0.05, workers=1, **kwargs)
+    many = st.simulate(problem, "ssam", eta, 0.05, workers=3, chunk_size=7, **kwargs)
+    np.testing.assert_array_equal(one.x, many.x)
+    np.testing.assert_array_equal(one.history.loss, many.history.loss)
+    np.testing.assert_array_equal(one.diverged_at, many.diverged_at)
 
 
 def test_stochastic_grid_over_seeds_equals_loop():
@@ -188,6 +201,7 @@ def test_sam_two_cycle_amplitude():
     (dict(tol=0.0), "tol must be > 0"),
     (dict(divergence_factor=0.5), "divergence_factor must be > 1"),
     (dict(adaptive="yes"), "adaptive must be True or False"),
+    (dict(workers=0), "workers must be an integer >= 1"),
     (dict(eta=np.array([])), "the batch is empty"),
 ])
 def test_bad_input_raises_value_error_naming_the_argument(bad, match):
