@@ -61,6 +61,15 @@ def as_matrix(name: str, value, *, symmetric: bool = False) -> np.ndarray:
     return matrix
 
 
+def broadcast(names: tuple[str, ...], *arrays) -> list[np.ndarray]:
+    """``np.broadcast_arrays`` with a ``ValueError`` naming the arguments and their shapes."""
+    try:
+        return np.broadcast_arrays(*arrays)
+    except ValueError:
+        shapes = ", ".join(str(np.shape(a)) for a in arrays)
+        raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} must broadcast together, got shapes {shapes}") from None
+
+
 def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")

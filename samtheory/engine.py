@@ -65,11 +65,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate), ("record_iterates", record_iterates)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{flag_name} must be True or False, got {flag!r}")
-    try:
-        eta, rho, seed = np.broadcast_arrays(eta, rho, seed)
-    except ValueError:
-        raise ValueError(f"eta, rho and seed must broadcast together, got shapes {np.shape(eta)}, "
-                         f"{np.shape(rho)} and {np.shape(seed)}") from None
+    eta, rho, seed = check.broadcast(("eta", "rho", "seed"), eta, rho, seed)
     shape, d = eta.shape, problem.dim
     n_rows = int(np.prod(shape, dtype=np.int64))
     if n_rows == 0:

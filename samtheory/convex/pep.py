@@ -373,11 +373,7 @@ def worst_case_sweep(method, *, L: float = 1.0, mu: float = 0.0, eta, rho=0.0, s
     steps_array = np.asarray(steps)
     if steps_array.dtype.kind not in "iu" or np.any(steps_array < 1):
         raise ValueError(f"steps must be a positive integer or an array of them, got {steps!r}")
-    try:
-        eta, rho, steps_array = np.broadcast_arrays(eta, rho, steps_array)
-    except ValueError:
-        raise ValueError(f"eta, rho and steps must broadcast together, got shapes {eta.shape}, {rho.shape} "
-                         f"and {steps_array.shape}") from None
+    eta, rho, steps_array = check.broadcast(("eta", "rho", "steps"), eta, rho, steps_array)
     values, seconds = np.empty(eta.shape), np.empty(eta.shape)
     indices = list(np.ndindex(eta.shape))
     if progress:
