@@ -48,6 +48,9 @@ class Step(NamedTuple):
     gamma: np.ndarray | None = None
 
 
+_TINY_NORM = 1e-290  # below this, ρ/‖g‖ may overflow
+
+
 def _row_norm(a: np.ndarray) -> np.ndarray:
     """Euclidean norm of each row. The fast sum of squares under- or overflows for norms outside about
     [1e-135, 1e135]; those rows (rare: near a minimizer or diverging) are recomputed with scaling."""
@@ -103,10 +106,13 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
         ascent, ascent_norm = g, grad_norm
     if normalize:
         rho_column = np.broadcast_to(rho, ascent_norm[:, None].shape)
-        scale = _safe_ratio(rho_column, ascent_norm[:, None], 0.0)
-        y = ascent * scale
-        tiny = (ascent_norm > 0) & (ascent_norm < 1e-290)
-        if tiny.any():  # ρ/‖g‖ would overflow: normalize first, then scale (rare, near a minimizer)
+        if ascent_norm.size and ascent_norm.min() >= _TINY_NORM:  # the common case
+            y = ascent * (rho_column / ascent_norm[:, None])
+        else:  # zero norms (ε = 0) and norms so small that ρ/‖g‖ would overflow: normalize first, then scale
+            usable = ascent_norm >= _TINY_NORM
+            scale = np.where(usable, rho_column[:, 0] / np.where(usable, ascent_norm, 1.0), 0.0)
+            y = ascent * scale[:, None]
+            tiny = ~usable & (ascent_norm > 0)
             y[tiny] = rho_column[tiny] * (ascent[tiny] / ascent_norm[tiny, None])
     else:
         y = ascent * rho
