@@ -56,9 +56,11 @@ def test_renormalized_step_equals_gd_step_in_one_dimension(method, lam, x0, eta_
     for _ in range(30):
         renormalized = st.METHODS[method](x, problem.grad, eta, rho).x
         plain = st.METHODS["gd"](x, problem.grad, eta).x
-        # γ g(y) equals g(x) up to ~3 roundings of g; the update x − η·(…) then errs by ≤ 4ε(|x| + η|g|),
-        # and by a few units of the subnormal spacing 2^-1074 where |x| is subnormal (no relative precision).
-        bound = 4 * np.finfo(float).eps * (1 + eta * lam) * abs(x[0, 0]) + 4 * np.finfo(float).smallest_subnormal
+        # γ g(y) equals g(x) up to ~3 roundings of g; the update x − η·(…) then errs by ≤ 4ε(|x| + η|g|).
+        # Where g, γ or ηγ is subnormal it carries an absolute error of up to the spacing 2^-1074 instead, which
+        # the step multiplies by |g(y)| ≤ λ(|x| + max(ρ, ρλ|x|)) ≤ λ(1 + ρ) here: we allow 4(2 + λ(1 + ρ)) units.
+        subnormal = 4 * (2 + lam * (1 + rho)) * np.finfo(float).smallest_subnormal
+        bound = 4 * np.finfo(float).eps * (1 + eta * lam) * abs(x[0, 0]) + subnormal
         assert abs(renormalized[0, 0] - plain[0, 0]) <= bound
         x = plain
 
