@@ -72,3 +72,20 @@ def test_console_script_runs_without_traceback():
     bad = subprocess.run([sys.executable, "-m", "samtheory", "simulate", "--eta", "0.1", "--rho", "-2"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "rho must be >= 0" in bad.stderr
+
+
+def test_missing_optional_dependency_is_one_line(monkeypatch, capsys):
+    """A command that needs an optional extra says so in one line (exit 2), e.g. scikit-learn's data."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    code = main(["stability-gap", "--data", "breast-cancer", "--quick"])
+    err = capsys.readouterr().err
+    assert code == 2 and "scikit-learn" in err and len(err.strip().splitlines()) == 1

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except ValueError as error:
+    except (ValueError, ImportError) as error:  # bad input, or an optional dependency that is not installed
         message = " ".join(str(error).split())
         print(f"samtheory {args.command}: error: {message}", file=sys.stderr)
         return 2
