@@ -65,6 +65,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate), ("record_iterates", record_iterates)):
         if not isinstance(flag, (bool, np.bool_)):
             raise ValueError(f"{flag_name} must be True or False, got {flag!r}")
+    if record_iterates and not record_every:
+        raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
     eta, rho, seed = check.broadcast(("eta", "rho", "seed"), eta, rho, seed)
     shape, d = eta.shape, problem.dim
     n_rows = int(np.prod(shape, dtype=np.int64))
@@ -97,8 +99,6 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
     if record_every:
         options["diagnostics"] = True
-    if record_iterates and not record_every:
-        raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
     out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None,
                    with_iterates=bool(record_iterates))
     if chunk_size is None:  # about _CHUNK_ELEMENTS numbers per array, and work for every worker
