@@ -52,15 +52,8 @@ def test_simulate_table(capsys):
     (["simulate"], "required: --eta"),
     (["no-such-command"], "invalid choice"),
 ])
-def test_bad_input_is_one_line_and_exit_2(capsys, argv, fragment):
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse errors exit from inside parse_args
-        code = exit_.code
-    err = capsys.readouterr().err
-    assert code == 2
-    assert fragment in err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+def test_bad_input_is_one_line_and_exit_2(cli_error, argv, fragment):
+    assert fragment in cli_error(argv)
 
 
 def test_console_script_runs_without_traceback():

@@ -266,11 +266,5 @@ def test_cli_pep_critical_table(capsys):
     (["pep", "--eta", "abc"], "expected comma-separated numbers"),
     (["pep", "--metric", "loss"], "metric must be one of"),
 ])
-def test_cli_pep_bad_input(capsys, argv, message):
-    try:
-        code = main(argv)
-    except SystemExit as stop:  # argparse's own errors
-        code = stop.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+def test_cli_pep_bad_input(cli_error, argv, message):
+    assert message in cli_error(argv)

@@ -484,11 +484,5 @@ def test_cli_regime_all_methods_table(capsys):
     (["regime", "--seed", "-1"], "seed must be an integer >= 0"),
     (["regime", "--rho", "abc"], "expected comma-separated numbers"),
 ])
-def test_cli_regime_bad_input_is_one_line_exit_2(capsys, argv, message):
-    try:
-        code = main(argv)
-    except SystemExit as exit_info:  # argparse type errors exit from the parser
-        code = exit_info.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert message in err and len(err.strip().splitlines()) == 1
+def test_cli_regime_bad_input_is_one_line_exit_2(cli_error, argv, message):
+    assert message in cli_error(argv)
