@@ -75,13 +75,19 @@ _LOADED: dict[Path, ModuleType] = {}
 
 
 def load(name: str, directory: Path | None = None) -> ModuleType:
-    """The module of figure ``name`` (loaded once per file), checked for the attributes the pipeline needs."""
+    """The module of figure ``name`` (loaded once per file), checked for the attributes the pipeline needs.
+
+    ``name`` must be one of the registered names, those of the ``fig_<name>.py`` files in the figure folder:
+    a name is looked up in that list, never turned into a path, so nothing outside the folder is imported.
+    """
     directory = experiments_dir() if directory is None else Path(directory)
-    name = name.replace("-", "_")
+    known = _scan(directory)
+    key = name.replace("-", "_") if isinstance(name, str) else name
+    if key not in known:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise ValueError(f"unknown figure {shown}; known figures: {', '.join(known) or 'none'}")
+    name = key
     path = (directory / f"{PREFIX}{name}.py").resolve()
-    if not path.is_file():
-        known = ", ".join(_scan(directory)) or "none"
-        raise ValueError(f"unknown figure {name!r}; known figures: {known}")
     if path not in _LOADED:
         spec = importlib.util.spec_from_file_location(f"samtheory_experiments.{PREFIX}{name}", path)
         module = importlib.util.module_from_spec(spec)

@@ -256,10 +256,16 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
         _freeze(out, alive[late], x[late], previous[late], steps)
     # Final values of every row of the chunk, frozen ones included.
     finals = out.x[rows]
-    out.loss[rows] = problem._loss(finals, None)
-    out.grad_norm[rows] = _row_norm(full_gradient(finals))
+    out.loss[rows] = _not_nan(problem._loss(finals, None))
+    out.grad_norm[rows] = _not_nan(_row_norm(full_gradient(finals)))
     if out.distance is not None:
-        out.distance[rows] = problem.distance(finals)
+        out.distance[rows] = _not_nan(problem.distance(finals))
+
+
+def _not_nan(values):
+    """A frozen (diverged) iterate is finite, but its loss or gradient may overflow, and inf − inf or a norm
+    of inf entries is NaN: report such a value as inf, so no NaN reaches a result field."""
+    return np.where(np.isnan(values), np.inf, values)
 
 
 def _freeze(out, rows, x, previous, step):

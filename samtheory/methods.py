@@ -66,7 +66,9 @@ def _row_norm(a: np.ndarray) -> np.ndarray:
         scale = np.max(np.abs(rows), axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             scaled = np.where(scale > 0, rows / scale, 0.0)
-        norm[extreme] = scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+        # A row holding an infinity has norm inf (inf/inf would make it NaN).
+        norm[extreme] = np.where(np.isinf(scale[:, 0]), np.inf,
+                                 scale[:, 0] * np.sqrt(np.einsum("ij,ij->i", scaled, scaled)))
     return norm
 
 

@@ -38,7 +38,13 @@ class History:
 
 @dataclass
 class SimulationResult:
-    """Final state of every configuration of a batch. Array fields have the batch shape ``shape``."""
+    """Final state of every configuration of a batch. Array fields have the batch shape ``shape``.
+
+    ``x`` is always finite. ``loss``, ``grad_norm`` and ``distance`` are finite for every configuration that
+    did not diverge; for a diverged one they are evaluated at the frozen iterate and may be ``inf`` (never
+    NaN) where that evaluation overflows. :meth:`to_records` writes such a value as ``None`` (JSON ``null``),
+    next to ``"status": "diverged"``.
+    """
 
     method: str
     problem: object
@@ -83,7 +89,8 @@ class SimulationResult:
         return None if f_star is None else self.loss - f_star
 
     def to_records(self) -> list[dict]:
-        """One plain dict per configuration (row-major over the batch shape), JSON-ready."""
+        """One plain dict per configuration (row-major over the batch shape), JSON-ready: a value that is
+        not finite (only possible for a diverged configuration) is ``None``."""
         distance = None if self.distance is None else self.distance.ravel()
         records = []
         for i, (eta, rho, seed, status, loss, gnorm, step) in enumerate(zip(
@@ -95,9 +102,9 @@ class SimulationResult:
                 "rho": float(rho),
                 "seed": int(seed),
                 "status": STATUS_NAMES[status],
-                "final_loss": float(loss),
-                "final_grad_norm": float(gnorm),
-                "final_distance": None if distance is None else float(distance[i]),
+                "final_loss": _finite_or_none(loss),
+                "final_grad_norm": _finite_or_none(gnorm),
+                "final_distance": None if distance is None else _finite_or_none(distance[i]),
                 "diverged_at": None if step < 0 else int(step),
                 "steps": self.steps,
             })
@@ -106,3 +113,9 @@ class SimulationResult:
     def __repr__(self):
         counts = ", ".join(f"{name}={int(np.sum(self.status == code))}" for code, name in enumerate(STATUS_NAMES))
         return f"SimulationResult(method={self.method!r}, shape={self.shape}, steps={self.steps}, {counts})"
+
+
+def _finite_or_none(value) -> float | None:
+    """``float(value)``, or None where it is not finite (strict JSON has no NaN or Infinity)."""
+    value = float(value)
+    return value if np.isfinite(value) else None

@@ -60,18 +60,35 @@ def problem_from_args(args):
     return problems.ScalarFactorization()
 
 
-def _plain(value):
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return value.item()
+def strict_json(value):
+    """``value`` with NumPy scalars and arrays made plain and every non-finite float replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` always succeeds: the output is strict JSON (RFC 8259 has no NaN or
+    Infinity). Each command documents the status field that tells why a value is ``null``."""
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return strict_json(value.tolist())
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 
+def dumps(value, **options) -> str:
+    """Strict JSON text of ``value`` (see :func:`strict_json`)."""
+    return json.dumps(strict_json(value), allow_nan=False, **options)
+
+
 def emit(rows: list[dict], as_json: bool, columns: list[str] | None = None) -> None:
-    """Print rows as JSON (one object for one row, else a list) or as an aligned table."""
+    """Print rows as strict JSON (one object for one row, else a list; non-finite numbers as null) or as an
+    aligned table."""
     if as_json:
-        print(json.dumps(rows[0] if len(rows) == 1 else rows, default=_plain))
+        print(dumps(rows[0] if len(rows) == 1 else rows))
         return
     print(format_table(rows, columns))
 

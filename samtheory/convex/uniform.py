@@ -255,12 +255,20 @@ class StabilityResult:
     generalization_gap_trials: np.ndarray = field(repr=False)
 
     def to_records(self) -> list[dict]:
-        """One row per method: the values at the last step, beside the bounds."""
+        """One row per method: the values at the last step, beside the bounds. ``status`` is ``"ok"``, or
+        ``"all_diverged"`` when every trial of the method diverged: its means are then undefined and are None
+        (never NaN)."""
+        def mean_at_end(values, m):
+            value = float(values[m, -1])
+            return value if np.isfinite(value) else None
+
         return [{"data": self.data, "method": name, "steps": int(self.steps[-1]), "eta": self.eta, "rho": self.rho,
-                 "batch_size": self.batch_size, "n_trials": self.n_trials, "divergence": float(self.divergence[m, -1]),
+                 "batch_size": self.batch_size, "n_trials": self.n_trials,
+                 "status": "all_diverged" if int(self.n_diverged[m]) == self.n_trials else "ok",
+                 "divergence": mean_at_end(self.divergence, m),
                  "parameter_bound": float(self.parameter_bound[-1]),
-                 "loss_difference": float(self.loss_difference[m, -1]),
-                 "generalization_gap": float(self.generalization_gap[m, -1]),
+                 "loss_difference": mean_at_end(self.loss_difference, m),
+                 "generalization_gap": mean_at_end(self.generalization_gap, m),
                  "stability_bound": float(self.stability_bound[-1]), "lipschitz": self.lipschitz,
                  "n_diverged": int(self.n_diverged[m])} for m, name in enumerate(self.methods)]
 
