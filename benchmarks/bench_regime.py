@@ -14,7 +14,7 @@ import numpy as np
 
 import samtheory as st
 from samtheory.stability import ClassificationRules, compare_regimes
-from samtheory import _stability_measured
+from samtheory.stability import _measured as _stability_measured
 
 
 def main(argv=None) -> int:

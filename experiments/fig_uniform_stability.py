@@ -1,6 +1,6 @@
 """Figure 8: uniform stability (Hardt, Recht & Singer 2016; THEORY.md O10).
 
-:func:`samtheory.convex.uniform.stability_experiment`: every method trains L2-regularized logistic regression
+:func:`samtheory.stability.stability_experiment`: every method trains L2-regularized logistic regression
 with single-example SGD on data sets S and S' that differ in one example, with the same initial point and the
 same minibatch sequence. The mean parameter divergence ‖w_t − w'_t‖ and the generalization gap
 R_test(w_t) − R_S(w_t) are drawn against t beside SGD's bounds (2L/n)Σ_s η and (2L²/n)Σ_s η (HRS Theorem 3.8,
@@ -22,7 +22,7 @@ FIGSIZE = (3.4, 3.6)
 
 def compute(params):
     from samtheory._figures import progress
-    from samtheory.convex.uniform import stability_experiment
+    from samtheory.stability import stability_experiment
 
     out = {}
     for k, case in enumerate(progress(params["cases"], "stability")):

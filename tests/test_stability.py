@@ -325,7 +325,7 @@ def test_susam_measured_rate_matches_the_derived_asymptotic_rate(lam, rho, fract
 
 def test_regime_map_is_one_simulate_call_and_classifies_the_reference_spectrum(monkeypatch):
     calls = []
-    import samtheory._stability_measured as measured
+    import samtheory.stability._measured as measured
 
     original = measured.simulate
     monkeypatch.setattr(measured, "simulate", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -344,7 +344,7 @@ def test_regime_map_is_one_simulate_call_and_classifies_the_reference_spectrum(m
 def test_critical_learning_rate_bisects_all_rho_at_once_and_is_deterministic(monkeypatch):
     rho = np.array([0.0, 0.01, 0.1, 0.5])
     calls = []
-    import samtheory._stability_measured as measured
+    import samtheory.stability._measured as measured
 
     original = measured.simulate
     monkeypatch.setattr(measured, "simulate", lambda *a, **k: calls.append(np.shape(a[2])) or original(*a, **k))

@@ -13,7 +13,7 @@ import pytest
 
 import samtheory as st
 from samtheory.cli import main
-from samtheory.convex import uniform
+from samtheory import stability as uniform
 from samtheory.datasets import make_logistic_regression
 
 

@@ -24,7 +24,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ..convex import uniform
+    from .. import stability as uniform
 
     data = args.data.replace("-", "_")
     if data not in uniform.DATASETS:

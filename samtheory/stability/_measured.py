@@ -7,12 +7,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import _validation as check
-from .engine import simulate
-from .methods import METHODS, get_method
-from .problems import LeastSquares, Problem, Quadratic
-from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
-from ._stability_analytic import EDGES, _method_label, analytic_critical_learning_rate
+from .. import _validation as check
+from ..engine import simulate
+from ..methods import METHODS, get_method
+from ..problems import LeastSquares, Problem, Quadratic
+from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
+from ._analytic import EDGES, _method_label, analytic_critical_learning_rate
 
 __all__ = ["ClassificationRules", "RegimeMap", "regime_map", "CriticalLearningRate", "critical_learning_rate",
            "compare_regimes", "measured_rate"]

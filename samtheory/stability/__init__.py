@@ -19,14 +19,23 @@ non-divergent or the converged-only edge) and :func:`compare_regimes` (the table
 
 Rates: :func:`asymptotic_rate` predicts the contraction of ‖g‖ per step (for ``susam``: GD's rate floored at
 USAM's best rate, derived here and confirmed by the tests) and :func:`measured_rate` measures it.
+
+Algorithmic (uniform) stability, Hardt, Recht & Singer 2016 (O10), without CVXPY: :func:`analytic_expansivity`,
+:func:`spectral_expansivity` and :func:`expansivity` of one-step maps; :func:`stability_experiment` on data sets
+that differ in one example (:func:`synthetic_split`, :func:`breast_cancer_split`). The SDP certificate of
+expansivity over all smooth convex functions is in :mod:`samtheory.convex.pep`.
 """
 
-from ._stability_analytic import (
+from ._analytic import (
     EDGES, AnalyticThreshold, GammaBounds, analytic_critical_learning_rate, asymptotic_rate, gd_critical_learning_rate,
     renormalization_bounds, sam_cycle_amplitude, sam_edge, usam_critical_learning_rate, usam_max_stable_sharpness,
 )
-from ._stability_linear import jacobian, spectral_radius
-from ._stability_measured import (
+from ._algorithmic import (
+    DATASETS, Expansivity, StabilityResult, StabilitySplit, analytic_expansivity, breast_cancer_split, expansivity,
+    spectral_expansivity, stability_experiment, synthetic_split,
+)
+from ._linear import jacobian, spectral_radius
+from ._measured import (
     ClassificationRules, CriticalLearningRate, RegimeMap, compare_regimes, critical_learning_rate, initial_points,
     measured_rate, regime_map,
 )
@@ -36,4 +45,6 @@ __all__ = [
     "sam_edge", "renormalization_bounds", "GammaBounds", "AnalyticThreshold", "analytic_critical_learning_rate",
     "asymptotic_rate", "jacobian", "spectral_radius", "ClassificationRules", "initial_points", "RegimeMap",
     "regime_map", "CriticalLearningRate", "critical_learning_rate", "compare_regimes", "measured_rate", "EDGES",
+    "Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit", "synthetic_split",
+    "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS",
 ]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _validation as check
-from .methods import METHODS, get_method
+from .. import _validation as check
+from ..methods import METHODS, get_method
 
 __all__ = [
     "EDGES", "gd_critical_learning_rate", "usam_critical_learning_rate", "usam_max_stable_sharpness",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _validation as check
-from ._stability_analytic import _method_label, _method_name
-from .methods import get_method
-from .problems import LeastSquares, Problem, Quadratic
+from .. import _validation as check
+from ._analytic import _method_label, _method_name
+from ..methods import get_method
+from ..problems import LeastSquares, Problem, Quadratic
 
 __all__ = ["jacobian", "spectral_radius"]
 
