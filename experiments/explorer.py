@@ -3,7 +3,7 @@
     pip install -e ".[explorer]" && marimo run experiments/explorer.py     # the app, in the browser
     python experiments/explorer.py                                        # headless: prints the explanation
 
-The computations and figures live in ``experiments/explorer_core.py``; this file only wires the controls.
+The computations and figures live in :mod:`samtheory.explorer` (tested there); this file only wires the controls.
 """
 
 import marimo
@@ -14,14 +14,10 @@ app = marimo.App(width="full", app_title="samtheory explorer", css_file="explore
 
 @app.cell
 def _():
-    import sys
-
     import marimo as mo
 
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
     import samtheory as st
-    import explorer_core as core
+    from samtheory import explorer as core
     return core, mo, st
 
 
@@ -30,7 +26,7 @@ def _(mo):
     mo.md(r"""
     # samtheory explorer: why SAM diverges where StableSAM does not
     GD, SAM, unnormalized SAM (USAM) and StableSAM (SSAM on SAM, SUSAM on USAM) on f(x) = ½ Σᵢ λᵢ xᵢ².
-    Move η and ρ: the table states THEORY.md's closed forms (O1–O4) at the current numbers beside what the
+    Move η and ρ: the table states the closed forms of docs/theory.md (O1–O4) at the current numbers beside what the
     engine measured.
     """)
     return

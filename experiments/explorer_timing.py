@@ -22,11 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import samtheory as st  # noqa: E402
-
-import explorer_core as core  # noqa: E402
+import samtheory as st
+from samtheory import explorer as core
 
 DEFAULT = {"lam_max": 10.0, "condition_number": 10.0, "dim": 2, "eta": 0.15, "rho": 0.1, "steps": 300}
 
@@ -95,9 +92,9 @@ def main(argv=None) -> int:
         [lambda lam=lam: update(float(lam), DEFAULT["eta"], DEFAULT["rho"]) for lam in lam_values])))
 
     if not args.no_browser:
-        import explorer_browser as driver
+        from samtheory.explorer import browser as driver
 
-        with driver.served() as url, driver.chromium() as browser:
+        with driver.served(Path(__file__).resolve().with_name("explorer.py")) as url, driver.chromium() as browser:
             app = driver.AppPage(browser, url)
             latencies, cpus = [], []
             for i in range(args.moves):

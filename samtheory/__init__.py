@@ -1,19 +1,22 @@
 """samtheory: a theory-verification toolkit for sharpness-aware minimization (SAM, USAM, StableSAM).
 
-The NumPy engine runs the update rules of ``THEORY.md`` (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``) on
+The NumPy engine runs the update rules of ``docs/theory.md`` (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``) on
 whole grids of (η, ρ, seed) at once. See the README for the tour.
 """
 
-from . import stability
+from . import stability, theory
 from .engine import simulate
-from .methods import METHODS, Step, get_method, gd, sam, ssam, susam, usam
+from .methods import (
+    METHODS, MethodSpec, Step, gd, register_method, resolve_method, sam, sharpness_aware_method, ssam, susam, usam,
+)
 from .problems import LeastSquares, LogisticRegression, Problem, Quadratic, Saddle, ScalarFactorization
-from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, History, SimulationResult
+from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, History, SimulationResult, Threshold
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "simulate", "stability", "METHODS", "Step", "get_method", "gd", "sam", "usam", "ssam", "susam",
+    "simulate", "stability", "theory", "METHODS", "MethodSpec", "Step", "resolve_method", "register_method",
+    "sharpness_aware_method", "gd", "sam", "usam", "ssam", "susam", "Threshold",
     "Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization",
     "SimulationResult", "History", "CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "__version__",
 ]

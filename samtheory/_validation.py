@@ -74,3 +74,10 @@ def choice(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}")
     return value
+
+
+def as_bool(name: str, value) -> bool:
+    """``value`` as a bool: True/False or NumPy's bool scalars, nothing else (not 0/1, not strings)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r:.80}")
+    return bool(value)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 
 from . import _validation as check
-from .methods import ROTATION_EQUIVARIANT, Step, _row_norm, get_method
+from .methods import Step, _row_norm, resolve_method
 from .problems import Problem, Quadratic
 from .result import BOUNDED, CONVERGED, DIVERGED, History, SimulationResult
 
@@ -51,7 +51,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-    name, rule = get_method(method)
+    spec = resolve_method(method)
+    name, rule = spec.name, spec.rule
     steps = check.as_positive_int("steps", steps)
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
@@ -62,9 +63,9 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     if divergence_factor <= 1:
         raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
     check.choice("basis", basis, ("auto", "eigen", "dense"))
-    for flag_name, flag in (("adaptive", adaptive), ("truncate", truncate), ("record_iterates", record_iterates)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise ValueError(f"{flag_name} must be True or False, got {flag!r}")
+    adaptive = check.as_bool("adaptive", adaptive)
+    truncate = check.as_bool("truncate", truncate)
+    record_iterates = check.as_bool("record_iterates", record_iterates)
     if record_iterates and not record_every:
         raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
     eta, rho, seed = check.broadcast(("eta", "rho", "seed"), eta, rho, seed)
@@ -87,7 +88,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
 
     inner, to_inner, from_inner = problem, None, None
     if isinstance(problem, Quadratic):
-        use_eigen = basis == "eigen" or (basis == "auto" and rule in ROTATION_EQUIVARIANT and not adaptive)
+        use_eigen = basis == "eigen" or (basis == "auto" and spec.rotation_equivariant and not adaptive)
         if use_eigen and adaptive:
             raise ValueError("basis='eigen' is exact only for rotation-equivariant rules; adaptive=True is not")
         if use_eigen:

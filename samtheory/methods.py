@@ -1,6 +1,8 @@
-r"""The update rules of THEORY.md section 2, as pure batched functions.
+r"""The methods of docs/theory.md §2: one registry of method specifications and the pure batched rules.
 
-Every rule has the signature ``rule(x, grad, eta, rho, **options) -> Step``:
+:data:`METHODS` maps each name to a :class:`MethodSpec` (its ascent, whether it renormalizes, its rule, its
+label); every other module reads it, and :func:`resolve_method` is the one way a name, a spec or a user rule
+is turned into a spec. Every rule has the signature ``rule(x, grad, eta, rho, **options) -> Step``:
 
 - ``x``: iterates, shape ``(B, d)``; ``grad``: a callable ``(B, d) -> (B, d)`` evaluating the gradient on the
   step's minibatch (both gradients of one step see the same minibatch);
@@ -8,7 +10,9 @@ Every rule has the signature ``rule(x, grad, eta, rho, **options) -> Step``:
 - options: ``adaptive`` and ``truncate`` (THEORY.md §2) and ``diagnostics`` (compute ‖g(y)‖ even where the
   rule does not need it). A rule ignores options it has no use for.
 
-A user-defined rule with this signature runs through :func:`samtheory.simulate` like a built-in one.
+A user-defined rule with this signature runs through :func:`samtheory.simulate` like a built-in one; a new
+member of the SAM family (:func:`sharpness_aware_method`) also runs in the torch optimizer and, once passed to
+:func:`register_method`, is accepted by name everywhere.
 
 =========  =====================================  ====================================
 name       ascent point y                         update
@@ -26,12 +30,16 @@ arXiv 2401.07250 (JMLR 2025) for StableSAM; Kwon et al. (2021) for the adaptive 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Step", "gd", "sam", "usam", "ssam", "susam", "METHODS", "get_method", "sharpness_aware"]
+from . import _validation as check
+
+__all__ = ["Step", "MethodSpec", "gd", "sam", "usam", "ssam", "susam", "METHODS", "BUILTIN_METHODS", "RENORMALIZED_PAIRS",
+           "resolve_method", "register_method", "sharpness_aware", "sharpness_aware_method"]
 
 
 class Step(NamedTuple):
@@ -79,7 +87,7 @@ def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float)
     return np.divide(numerator, denominator, out=np.full_like(numerator, fallback), where=denominator > 0)
 
 
-def gd(x, grad, eta, rho=0.0, **options) -> Step:
+def _gradient_descent(x, grad, eta, rho=0.0, **options) -> Step:
     r"""Gradient descent (SGD with a minibatch oracle): x ← x − η g(x). ``rho`` is ignored."""
     g = grad(x)
     if np.may_share_memory(g, x):  # a gradient oracle may hand back its input (f = ½‖x‖²)
@@ -135,28 +143,148 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     return Step(np.subtract(x, gy, out=gy), grad_norm, ascent_grad_norm, gamma)
 
 
-sam = partial(sharpness_aware, normalize=True, renormalize=False)
-sam.__doc__ = "SAM (Foret et al. 2021): y = x + ρ g(x)/‖g(x)‖, x ← x − η g(y)."
-usam = partial(sharpness_aware, normalize=False, renormalize=False)
-usam.__doc__ = "Unnormalized SAM (Andriushchenko & Flammarion 2022): y = x + ρ g(x), x ← x − η g(y)."
-ssam = partial(sharpness_aware, normalize=True, renormalize=True)
-ssam.__doc__ = "StableSAM on SAM (Tan et al. 2025): y = x + ρ g/‖g‖, x ← x − η (‖g(x)‖/‖g(y)‖) g(y)."
-susam = partial(sharpness_aware, normalize=False, renormalize=True)
-susam.__doc__ = "StableSAM on USAM (Tan et al. 2025): y = x + ρ g(x), x ← x − η (‖g(x)‖/‖g(y)‖) g(y)."
+@dataclass(frozen=True, eq=False)
+class MethodSpec:
+    r"""One method: what it is (its ascent and whether it renormalizes) and its batched NumPy rule.
 
-METHODS: dict[str, Callable[..., Step]] = {"gd": gd, "sam": sam, "usam": usam, "ssam": ssam, "susam": susam}
+    Every part of samtheory that needs to know about a method reads its spec: the engine runs ``rule``; the
+    torch optimizer, the linearization, PEP, the closed forms, the plots and the explorer read ``ascent``,
+    ``normalized`` and ``renormalized``. A spec is callable like its rule, so ``samtheory.sam(x, grad, eta,
+    rho)`` is one SAM step.
 
-# The built-in rules that commute with orthogonal changes of basis (THEORY.md O7) when not adaptive.
-ROTATION_EQUIVARIANT = frozenset(METHODS.values())
+    Attributes
+    ----------
+    name : str
+        The method's name (the key in :data:`METHODS` for a registered method).
+    rule : callable
+        ``rule(x, grad, eta, rho, **options) -> Step`` on a batch.
+    ascent : bool or None
+        Whether the method takes an ascent step y = x + ε before its descent gradient (False for ``gd``).
+        None for a user-defined rule whose structure is unknown.
+    normalized : bool or None
+        ε = ρ g/‖g‖ (True) or ε = ρ g (False); False without an ascent; None if unknown.
+    renormalized : bool or None
+        The descent gradient is γ g(y) with γ = ‖g(x)‖/‖g(y)‖ (StableSAM); None if unknown.
+    label : str
+        A short display name (plots, tables, the explorer).
+    paper_name : str or None
+        The name in Tan et al. (2025), whose experiments call the unnormalized ascent SAM: ``usam`` is the
+        paper's SAM, ``susam`` its SSAM, ``sam`` its SAM†, ``ssam`` its SSAM†.
+    builtin : bool
+        One of the five rules of docs/theory.md §2, whose closed forms samtheory knows.
+    """
+
+    name: str
+    rule: Callable[..., Step] = field(repr=False)
+    ascent: bool | None
+    normalized: bool | None
+    renormalized: bool | None
+    label: str = ""
+    paper_name: str | None = None
+    builtin: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if not callable(self.rule):
+            raise ValueError(f"rule must be callable, got {self.rule!r}")
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+
+    def __call__(self, x, grad, eta, rho=0.0, **options) -> Step:
+        return self.rule(x, grad, eta, rho, **options)
+
+    @property
+    def known(self) -> bool:
+        """Whether the method's structure (ascent, normalization, renormalization) is known."""
+        return None not in (self.ascent, self.normalized, self.renormalized)
+
+    @property
+    def kind(self) -> str | None:
+        """The built-in method of the same structure (``"gd"``, ``"sam"``, ``"usam"``, ``"ssam"``, ``"susam"``),
+        whose closed forms apply; None for a rule of unknown structure."""
+        if not self.known:
+            return None
+        if not self.ascent:
+            return "gd"
+        return ("s" if self.renormalized else "") + ("sam" if self.normalized else "usam")
+
+    @property
+    def rotation_equivariant(self) -> bool:
+        """Commutes with orthogonal changes of basis when not adaptive (docs/theory.md O7): every method of the
+        SAM family, whose ascent and descent are built from g and norms; unknown for a user rule (False)."""
+        return self.known
 
 
-def get_method(method) -> tuple[str, Callable[..., Step]]:
-    """``(name, rule)`` for a method name or a user-defined rule; ``ValueError`` for anything else."""
-    if callable(method):
-        for name, rule in METHODS.items():
-            if rule is method:
-                return name, rule
-        return getattr(method, "__name__", type(method).__name__), method
-    if isinstance(method, str) and method in METHODS:
-        return method, METHODS[method]
-    raise ValueError(f"method must be one of {', '.join(METHODS)} or a callable update rule, got {method!r}")
+def sharpness_aware_method(name: str, *, normalized: bool, renormalized: bool, label: str = "",
+                           paper_name: str | None = None) -> MethodSpec:
+    """A method of the SAM family (ascent, then descent along g(y) or γ g(y)) as a :class:`MethodSpec`.
+
+    Parameters
+    ----------
+    name : str
+        Its name; pass the spec to :func:`register_method` to make the name usable everywhere.
+    normalized, renormalized : bool
+        ε = ρ g/‖g‖ or ρ g; descent γ g(y) with γ = ‖g(x)‖/‖g(y)‖, or g(y).
+    label, paper_name : str
+        Display name; the name in Tan et al. (2025), if any.
+
+    Returns
+    -------
+    MethodSpec
+    """
+    normalized = check.as_bool("normalized", normalized)
+    renormalized = check.as_bool("renormalized", renormalized)
+    rule = partial(sharpness_aware, normalize=normalized, renormalize=renormalized)
+    return MethodSpec(name, rule, True, normalized, renormalized, label, paper_name)
+
+
+gd = MethodSpec("gd", _gradient_descent, False, False, False, "GD", "SGD", builtin=True)
+sam = replace(sharpness_aware_method("sam", normalized=True, renormalized=False, label="SAM", paper_name="SAM†"),
+              builtin=True)
+usam = replace(sharpness_aware_method("usam", normalized=False, renormalized=False, label="USAM", paper_name="SAM"),
+               builtin=True)
+ssam = replace(sharpness_aware_method("ssam", normalized=True, renormalized=True, label="SSAM", paper_name="SSAM†"),
+               builtin=True)
+susam = replace(sharpness_aware_method("susam", normalized=False, renormalized=True, label="SUSAM",
+                                       paper_name="SSAM"), builtin=True)
+
+#: The registry: name -> :class:`MethodSpec`. The five built-in methods, in their display order, and whatever
+#: :func:`register_method` added.
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (gd, sam, usam, ssam, susam)}
+BUILTIN_METHODS = tuple(METHODS)
+#: Each built-in StableSAM method with the method it renormalizes: (("ssam", "sam"), ("susam", "usam")).
+RENORMALIZED_PAIRS = tuple((spec.name, base.name) for spec in METHODS.values() if spec.renormalized
+                           for base in METHODS.values()
+                           if base.ascent and not base.renormalized and base.normalized == spec.normalized)
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to :data:`METHODS`, so that its name is accepted everywhere a method name is (the engine,
+    the stability functions, the torch optimizer when its structure is known, the CLI). Returns ``spec``.
+    A name already taken raises ``ValueError``."""
+    if not isinstance(spec, MethodSpec):
+        raise ValueError(f"spec must be a samtheory MethodSpec, got {spec!r:.80}")
+    if spec.name in METHODS:
+        raise ValueError(f"a method named {spec.name!r} is already registered")
+    METHODS[spec.name] = spec
+    return spec
+
+
+def resolve_method(method) -> MethodSpec:
+    """The :class:`MethodSpec` of ``method``: a registered name, a spec, or a user-defined rule (a callable
+    ``rule(x, grad, eta, rho, **options) -> Step``, wrapped as a spec of unknown structure, unless it is the
+    rule of a registered spec). ``ValueError`` for anything else."""
+    if isinstance(method, MethodSpec):
+        return method
+    if isinstance(method, str):
+        if method in METHODS:
+            return METHODS[method]
+    elif callable(method):
+        for spec in METHODS.values():
+            if spec.rule is method:
+                return spec
+        name = getattr(method, "__name__", type(method).__name__)
+        return MethodSpec(name, method, None, None, None)
+    raise ValueError(f"method must be one of {', '.join(METHODS)}, a MethodSpec or a callable update rule, "
+                     f"got {method!r:.80}")

@@ -22,6 +22,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from .methods import BUILTIN_METHODS, METHODS
+
 __all__ = [
     "COLUMN_WIDTH", "DPI", "METHOD_ORDER", "METHOD_COLORS", "METHOD_LABELS", "METHOD_MARKERS", "METHOD_LINESTYLES",
     "STATUS_COLORS", "STATUS_LABELS", "RC", "style", "figure", "blank_figure", "method_style", "matplotlib_handle",
@@ -33,10 +35,10 @@ __all__ = [
 COLUMN_WIDTH = 3.4
 DPI = 200
 
-METHOD_ORDER = ("gd", "sam", "usam", "ssam", "susam")
+METHOD_ORDER = BUILTIN_METHODS
 #: Okabe–Ito: black, orange, vermillion, sky blue, bluish green. SAM-family warm, StableSAM cool.
 METHOD_COLORS = {"gd": "#000000", "sam": "#E69F00", "usam": "#D55E00", "ssam": "#56B4E9", "susam": "#009E73"}
-METHOD_LABELS = {"gd": "GD", "sam": "SAM", "usam": "USAM", "ssam": "SSAM", "susam": "SUSAM"}
+METHOD_LABELS = {name: METHODS[name].label for name in BUILTIN_METHODS}
 # Markers and dashes repeat the colour code for greyscale print and for colour-blind readers.
 METHOD_MARKERS = {"gd": "o", "sam": "s", "usam": "^", "ssam": "D", "susam": "v"}
 METHOD_LINESTYLES = {"gd": "-", "sam": "--", "usam": "-.", "ssam": (0, (1, 1)), "susam": (0, (5, 1, 1, 1, 1, 1))}

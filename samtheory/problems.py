@@ -64,6 +64,12 @@ class Problem:
         out = np.linalg.norm(X - self.minimizer, axis=-1)
         return out[0] if squeeze else out
 
+    def quadratic_form(self):
+        """``(eigenvalues, eigenvectors, center)`` of a quadratic f(x) = ½(x − c)ᵀH(x − c) + const — the
+        eigenvectors as columns (None for the identity basis) — or None when the problem is not quadratic.
+        Every analysis that treats quadratics exactly reads this."""
+        return None
+
     def initial_point(self, seed: int = 0) -> np.ndarray:
         """A reproducible starting point: a standard normal draw from ``seed``."""
         return np.random.default_rng(seed).standard_normal(self.dim)
@@ -183,6 +189,9 @@ class Quadratic(Problem):
             return diagonal, (lambda X: X - c), (lambda Z: Z + c)
         return diagonal, (lambda X: (X - c) @ Q), (lambda Z: Z @ Q.T + c)
 
+    def quadratic_form(self):
+        return self.eigenvalues, self.eigenvectors, self.center
+
     def _shifted(self, X):
         return X - self.center if self._centered else X
 
@@ -267,6 +276,10 @@ class LeastSquares(_FiniteSum):
     def _hessian(self, X):
         H = self.features.T @ self.features / self.n_samples
         return np.broadcast_to(H, (X.shape[0], self.dim, self.dim)).copy()
+
+    def quadratic_form(self):
+        eigenvalues, eigenvectors = np.linalg.eigh(self.features.T @ self.features / self.n_samples)
+        return eigenvalues, eigenvectors, self.minimizer
 
 
 class LogisticRegression(_FiniteSum):

@@ -6,13 +6,78 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "History", "SimulationResult"]
+__all__ = ["CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "History", "SimulationResult", "Threshold",
+           "THRESHOLD_EDGES", "reasons"]
 
 #: ``status`` codes. CONVERGED: ‖g(x_T)‖ ≤ tol · ‖g(x_0)‖. BOUNDED: finite and never past the divergence
 #: threshold, but not converged (e.g. SAM's 2-cycle). DIVERGED: ‖g(x_t)‖ passed the divergence threshold
 #: or stopped being finite at step ``diverged_at``; the configuration was frozen there.
 CONVERGED, BOUNDED, DIVERGED = 0, 1, 2
 STATUS_NAMES = ("converged", "bounded", "diverged")
+
+
+#: The edges of a stability regime. ``"nondivergent"``: the largest η at which no run diverges (converged or
+#: bounded); ``"converged"``: the largest η at which every run converges; ``"pep"``: the largest η at which the
+#: PEP worst case over a function class still decreases with the number of steps.
+THRESHOLD_EDGES = ("nondivergent", "converged", "pep")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    r"""A critical learning rate — a closed form, a measurement or a PEP certificate — with its bracket.
+
+    Every threshold samtheory reports has this type (or a subclass that adds the details of how it was found:
+    :class:`samtheory.stability.MeasuredThreshold`, :class:`samtheory.convex.pep.PEPThreshold`).
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    edge : str
+        One of :data:`THRESHOLD_EDGES`.
+    source : str
+        ``"analytic"`` (a closed form of docs/theory.md), ``"measured"`` (bisection over simulations) or
+        ``"pep"`` (bisection over SDP certificates).
+    value : ndarray
+        The threshold, NaN where there is none (``reason`` says why).
+    lower, upper : ndarray
+        A bracket of the threshold: η = ``lower`` passes the edge's test and η = ``upper`` fails it; both equal
+        ``value`` for a closed form, NaN where there is none.
+    tolerance : float
+        The stated tolerance of the bracket: relative (upper/lower − 1 ≤ tolerance) when ``relative``, else
+        absolute in η (upper − lower ≤ tolerance, PEP's bisection); 0 for a closed form.
+    reason : ndarray of str
+        Same shape as ``value``: ``""`` where there is a threshold, else why there is none.
+    relative : bool
+        Whether ``tolerance`` is relative.
+    """
+
+    method: str
+    edge: str
+    source: str
+    value: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    tolerance: float
+    reason: np.ndarray
+    relative: bool = True
+
+    @property
+    def found(self) -> np.ndarray:
+        """Where there is a threshold."""
+        return ~np.isnan(self.value)
+
+    @property
+    def reason_text(self) -> str:
+        """The distinct reasons why some entry has no threshold, joined; "" when every entry has one."""
+        return "; ".join(dict.fromkeys(r for r in np.ravel(self.reason) if r))
+
+
+def reasons(shape, missing, reason: str) -> np.ndarray:
+    """An array of reasons of ``shape``: ``reason`` where ``missing``, "" elsewhere."""
+    out = np.full(shape, "", dtype=object)
+    out[np.broadcast_to(missing, shape)] = reason
+    return out
 
 
 @dataclass

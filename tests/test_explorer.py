@@ -17,10 +17,10 @@ from hypothesis import strategies as hs
 import samtheory as st
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-sys.path.insert(0, str(EXPERIMENTS))
 
-import explorer_browser as browser_driver  # noqa: E402
-import explorer_core as core  # noqa: E402
+from samtheory import explorer as core  # noqa: E402
+from samtheory.explorer import _model  # noqa: E402
+from samtheory.explorer import browser as browser_driver  # noqa: E402
 
 LAM = np.array([10.0, 3.0, 1.0])
 X0 = np.array([1.0, 2.0, 1.0])
@@ -177,9 +177,9 @@ def test_figures_render_and_follow_eta(problem):
         images[eta] = (core.trajectory_png(problem, trajectories),
                        core.regime_png(problem, methods, eta, 0.1, steps=100, x0=X0),
                        core.curves_png(problem, trajectories, steps=100))
-    hits = core._regime_scene.cache_info().hits
+    hits = _model._regime_scene.cache_info().hits
     core.regime_png(problem, methods, 0.1, 0.1, steps=100, x0=X0)
-    assert core._regime_scene.cache_info().hits == hits + 1  # moving η within the map reuses its background
+    assert _model._regime_scene.cache_info().hits == hits + 1  # moving η within the map reuses its background
     width = round(core.PANEL_SIZE * len(methods) * core.PNG_DPI)
     for before, after in zip(images[0.08], images[0.15]):
         a, b = _image(before), _image(after)
@@ -216,7 +216,7 @@ def _require_browser():
 
 def test_served_app_follows_a_slider_in_chromium():
     _require_browser()
-    with browser_driver.served() as url, browser_driver.chromium() as browser:
+    with browser_driver.served(EXPERIMENTS / "explorer.py") as url, browser_driver.chromium() as browser:
         app = browser_driver.AppPage(browser, url)
         assert app.errors() == []
         assert "0.15·10" in app.explanation()  # the default η = 0.15 substituted

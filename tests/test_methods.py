@@ -216,6 +216,52 @@ def test_user_rule_signature_runs_through_engine():
 
 
 def test_builtin_rules_keep_their_names():
-    for name, rule in st.METHODS.items():
-        assert st.get_method(rule) == (name, rule)
-        assert st.simulate(st.Quadratic([1.0]), rule, 0.1, steps=2).method == name
+    for name, spec in st.METHODS.items():
+        for form in (name, spec, spec.rule):  # a name, the spec and its bare rule all resolve to the spec
+            assert st.resolve_method(form) is spec
+            assert st.simulate(st.Quadratic([1.0]), form, 0.1, steps=2).method == name
+
+
+def test_registry_describes_each_builtin_method():
+    structure = {name: (spec.ascent, spec.normalized, spec.renormalized) for name, spec in st.METHODS.items()}
+    assert structure == {"gd": (False, False, False), "sam": (True, True, False), "usam": (True, False, False),
+                         "ssam": (True, True, True), "susam": (True, False, True)}
+    assert all(spec.kind == name and spec.builtin for name, spec in st.METHODS.items())
+    # The paper (Tan et al.) calls the unnormalized ascent SAM: its SAM/SSAM are usam/susam, SAM†/SSAM† sam/ssam.
+    assert {name: spec.paper_name for name, spec in st.METHODS.items()} == {
+        "gd": "SGD", "sam": "SAM†", "usam": "SAM", "ssam": "SSAM†", "susam": "SSAM"}
+
+
+def test_a_registered_family_member_runs_everywhere_by_name():
+    spec = st.sharpness_aware_method("my_susam", normalized=False, renormalized=True, label="mine")
+    try:
+        st.register_method(spec)
+        problem = st.Quadratic([1.0, 10.0])
+        ours = st.simulate(problem, "my_susam", [0.05, 0.15], 0.1, steps=50)
+        builtin = st.simulate(problem, "susam", [0.05, 0.15], 0.1, steps=50)
+        np.testing.assert_array_equal(ours.x, builtin.x)  # same rule, same structure: bit for bit
+        assert ours.method == "my_susam"
+        assert st.resolve_method("my_susam").kind == "susam"
+        rate = st.stability.asymptotic_rate("my_susam", [1.0, 10.0], 0.1, 0.1)
+        assert rate == st.stability.asymptotic_rate("susam", [1.0, 10.0], 0.1, 0.1)
+        with pytest.raises(ValueError, match="already registered"):
+            st.register_method(spec)
+    finally:
+        st.METHODS.pop("my_susam", None)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (42, "method must be one of"), ("adam", "method must be one of"), (None, "method must be one of")])
+def test_resolve_method_names_the_argument(bad, message):
+    with pytest.raises(ValueError, match=message):
+        st.resolve_method(bad)
+
+
+def test_user_rules_have_unknown_structure():
+    def my_rule(x, grad, eta, rho, **options):
+        return st.gd(x, grad, eta, rho)
+
+    spec = st.resolve_method(my_rule)
+    assert spec.name == "my_rule" and spec.kind is None and not spec.known and not spec.builtin
+    with pytest.raises(ValueError, match="normalized must be True or False"):
+        st.sharpness_aware_method("x", normalized=1, renormalized=False)

@@ -118,16 +118,17 @@ def test_analytic_thresholds_and_reasons():
     np.testing.assert_allclose(usam.value, [0.02, 1 / 300], rtol=CLOSED_FORM)
     sam = stability.analytic_critical_learning_rate("sam", lam, rho, edge="converged")
     assert sam.value[0] == pytest.approx(0.02, rel=CLOSED_FORM) and np.isnan(sam.value[1])
-    assert "2-cycle" in sam.reason
+    assert sam.reason[0] == "" and "2-cycle" in sam.reason[1] and "2-cycle" in sam.reason_text
+    assert sam.source == "analytic" and sam.tolerance == 0 and np.array_equal(sam.lower, sam.value, equal_nan=True)
     for method in ("ssam", "susam"):
         positive = stability.analytic_critical_learning_rate(method, lam, 0.05)
-        assert positive.value is None and "no closed form for " + method + " in d > 1" in positive.reason
-    assert stability.analytic_critical_learning_rate("usam", lam, 0.05, adaptive=True).value is None
-    assert stability.analytic_critical_learning_rate(st.usam, lam, 0.05).value is not None  # the built-in rule
+        assert np.isnan(positive.value) and "no closed form for " + method + " in d > 1" in positive.reason_text
+    assert np.isnan(stability.analytic_critical_learning_rate("usam", lam, 0.05, adaptive=True).value)
+    assert np.isfinite(stability.analytic_critical_learning_rate(st.usam.rule, lam, 0.05).value)  # the built-in rule
     custom = stability.analytic_critical_learning_rate(lambda *a, **k: None, lam, 0.05)
-    assert custom.value is None and "user-defined" in custom.reason
+    assert np.isnan(custom.value) and "user-defined" in custom.reason_text
     indefinite = stability.analytic_critical_learning_rate("gd", [1.0, -1.0], 0.05)
-    assert indefinite.value is None and "negative eigenvalue" in indefinite.reason
+    assert np.isnan(indefinite.value) and "negative eigenvalue" in indefinite.reason_text
     batch = stability.analytic_critical_learning_rate("usam", [[1.0, 10.0], [1.0, 100.0]], [[0.0], [0.1], [1.0]])
     assert batch.value.shape == (3, 2)
 

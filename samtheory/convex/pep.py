@@ -35,10 +35,13 @@ import numpy as np
 from scipy import sparse
 
 from .. import _validation as check
-from .. import methods as _methods
+from .. import theory
+from ..methods import METHODS, MethodSpec
+from ..result import Threshold
+from ..theory import gd_worst_case_bound
 from . import _solver
 
-__all__ = ["Vector", "PEPResult", "PEPSweep", "CriticalLearningRate", "METRICS", "PROGRAMS",
+__all__ = ["Vector", "PEPResult", "PEPSweep", "PEPThreshold", "METRICS", "PROGRAMS",
            "gradient_descent", "unnormalized_sam", "worst_case", "worst_case_sweep", "gd_worst_case_bound",
            "usam_quadratic_threshold", "pep_critical_learning_rate", "usam_descent_worst_case",
            "expansivity_worst_case", "SolverError"]
@@ -58,11 +61,11 @@ METRICS = {
 #: case exceeds 1e5).
 TOLERANCE = 1e-7
 
-_NOT_FIXED_STEP = {
-    "sam": "y = x + rho g/||g||",
-    "ssam": "y = x + rho g/||g|| and gamma = ||g(x)||/||g(y)||",
-    "susam": "gamma = ||g(x)||/||g(y)||",
-}
+def _not_fixed_step(spec: MethodSpec) -> str:
+    """What makes a method's step divide by gradient norms ("" for a fixed-step method)."""
+    parts = (["y = x + rho g/||g||"] if spec.normalized else []) + \
+        (["gamma = ||g(x)||/||g(y)||"] if spec.renormalized else [])
+    return " and ".join(parts)
 
 
 # -- symbolic tracing ------------------------------------------------------------------------------------------
@@ -168,20 +171,21 @@ PROGRAMS: dict[str, Callable] = {"gd": gradient_descent, "usam": unnormalized_sa
 
 def _program(method) -> tuple[str, Callable]:
     """``(name, algorithm)``; a clear ``ValueError`` for the norm-dividing methods and unknown names."""
-    if isinstance(method, str) and method in _NOT_FIXED_STEP:
-        raise ValueError(
-            f"method {method!r} has no exact PEP: its step divides by gradient norms ({_NOT_FIXED_STEP[method]}), "
-            "so it is not a fixed linear combination of gradients and the Gram-matrix SDP does not describe it; "
-            f"exact PEP applies to {', '.join(map(repr, PROGRAMS))} or a user-defined fixed-step algorithm")
-    if isinstance(method, str) and method in PROGRAMS:
-        return method, PROGRAMS[method]
-    for name, rule in _methods.METHODS.items():  # samtheory.methods' rule objects stand for their names
-        if method is rule:
-            return _program(name)
-    if callable(method):
+    spec = method if isinstance(method, MethodSpec) else (
+        METHODS.get(method) if isinstance(method, str) else
+        next((s for s in METHODS.values() if s.rule is method), None))
+    if spec is not None:
+        if spec.known and _not_fixed_step(spec):
+            raise ValueError(
+                f"method {spec.name!r} has no exact PEP: its step divides by gradient norms ({_not_fixed_step(spec)}), "
+                "so it is not a fixed linear combination of gradients and the Gram-matrix SDP does not describe it; "
+                f"exact PEP applies to {', '.join(map(repr, PROGRAMS))} or a user-defined fixed-step algorithm")
+        if spec.kind in PROGRAMS:
+            return spec.name, PROGRAMS[spec.kind]
+    elif callable(method):
         return getattr(method, "__name__", type(method).__name__), method
     raise ValueError(f"method must be one of {', '.join(map(repr, PROGRAMS))}, a fixed-step algorithm "
-                     f"algorithm(x0, gradient, eta, rho, steps) -> x_N, got {method!r}")
+                     f"algorithm(x0, gradient, eta, rho, steps) -> x_N, got {method!r:.80}")
 
 
 def _trace(algorithm, **params):
@@ -389,58 +393,49 @@ def worst_case_sweep(method, *, L: float = 1.0, mu: float = 0.0, eta, rho=0.0, s
                     solver=result.solver, status=result.status)
 
 
-def gd_worst_case_bound(eta, *, L: float = 1.0, steps, R: float = 1.0) -> np.ndarray:
-    r"""(L R²/2) · max(1/(2Nh + 1), (1 − h)^{2N}) with h = ηL: GD's worst f(x_N) − f* on L-smooth convex f.
-
-    For 0 < h ≤ 1 this is L R²/(4Nh + 2), proven tight (Drori & Teboulle 2014; THEORY.md O9). For 1 < h < 2 it
-    is the conjecture of Taylor, Hendrickx & Glineur (2017, Conjecture 3.1), which :func:`worst_case` lets you
-    check numerically. Broadcasts over ``eta`` and ``steps``.
-    """
-    eta = check.as_float_array("eta", eta, positive=True)
-    L = float(check.as_float_array("L", L, positive=True))
-    R = float(check.as_float_array("R", R, positive=True))
-    steps = np.asarray(steps)
-    if steps.dtype.kind not in "iu" or np.any(steps < 1):
-        raise ValueError(f"steps must be a positive integer or an array of them, got {steps!r}")
-    h = eta * L
-    return 0.5 * L * R * R * np.maximum(1.0 / (2 * steps * h + 1), (1 - h) ** (2 * steps))
-
-
 def usam_quadratic_threshold(rho, *, L: float = 1.0) -> np.ndarray:
-    """2/(L(1 + ρL)): USAM converges on every quadratic with spectrum in [0, L] iff η is below it (THEORY.md O2)."""
-    rho = check.as_float_array("rho", rho, nonnegative=True)
-    L = float(check.as_float_array("L", L, positive=True))
-    return 2.0 / (L * (1.0 + rho * L))
+    """2/(L(1 + ρL)): USAM converges on every quadratic with spectrum in [0, L] iff η is below it (O2); this is
+    :func:`samtheory.theory.usam_critical_learning_rate` at λ_max = L, the quadratic reference of the PEP regime."""
+    return theory.usam_critical_learning_rate(L, rho)
 
 
 @dataclass(frozen=True)
-class CriticalLearningRate:
-    """The PEP regime of one (method, ρ): the largest η at which the worst case still decreases with N.
+class PEPThreshold(Threshold):
+    """The PEP regime of one (method, ρ) (``source="pep"``, ``edge="pep"``): the largest η at which the worst
+    case still decreases with N.
 
-    ``eta`` is the midpoint of the final bisection ``bracket`` (width ≤ ``xtol``); ``quadratic_eta`` is
-    2/(L(1 + ρL)) (O2; 2/L for GD); ``agree`` says whether |eta − quadratic_eta| ≤ xtol. ``scan_eta`` and
-    ``solver`` names the solver(s) that certified the solves. ``scan_eta`` and
-    ``scan_decreasing`` are the coarse upward scan that located the bracket (it stops at the first η where the
-    worst case no longer decreases, so ``eta`` is the first such edge).
+    ``value`` is the midpoint of the final bisection bracket [``lower``, ``upper``] (width ≤ ``tolerance``,
+    absolute in η: ``relative`` is False); ``quadratic_eta`` is 2/(L(1 + ρL)) (O2; 2/L for GD); ``agree``
+    says whether |value − quadratic_eta| ≤ tolerance. ``solver`` names the solver(s) that certified the solves.
+    ``scan_eta`` and ``scan_decreasing`` are the coarse upward scan that located the bracket (it stops at the
+    first η where the worst case no longer decreases, so ``value`` is the first such edge).
     """
 
-    method: str
-    L: float
-    mu: float
-    rho: float
-    steps: int
-    metric: str
-    eta: float
-    bracket: tuple[float, float]
-    quadratic_eta: float
-    agree: bool
-    relative_difference: float
-    scan_eta: np.ndarray = field(repr=False)
-    scan_decreasing: np.ndarray = field(repr=False)
-    n_solves: int
-    xtol: float
-    rtol: float
-    solver: str
+    L: float = 1.0
+    mu: float = 0.0
+    rho: float = 0.0
+    steps: int = 0
+    metric: str = ""
+    quadratic_eta: float = float("nan")
+    agree: bool = False
+    relative_difference: float = float("nan")
+    scan_eta: np.ndarray = field(default=None, repr=False)
+    scan_decreasing: np.ndarray = field(default=None, repr=False)
+    n_solves: int = 0
+    rtol: float = 0.0
+    solver: str = ""
+
+    @property
+    def eta(self) -> float:
+        return float(self.value)
+
+    @property
+    def bracket(self) -> tuple[float, float]:
+        return float(self.lower), float(self.upper)
+
+    @property
+    def xtol(self) -> float:
+        return self.tolerance
 
     def to_record(self) -> dict:
         return {"method": self.method, "L": self.L, "mu": self.mu, "rho": self.rho, "steps": self.steps,
@@ -452,7 +447,7 @@ class CriticalLearningRate:
 def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0, rho: float = 0.0, steps: int = 5,
                                metric: str = "function_value", eta_max: float | None = None, n_scan: int = 12,
                                xtol: float = 1e-3, rtol: float = 1e-5,
-                               solver: str | None = None) -> CriticalLearningRate:
+                               solver: str | None = None) -> PEPThreshold:
     r"""Bisection for the largest η with W(N + 1) < (1 − rtol) W(N), W the PEP worst case of ``metric``.
 
     A coarse upward scan of ``n_scan`` learning rates in (0, ``eta_max``] (default 4/L) finds the first η where
@@ -462,7 +457,7 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
     The result is set beside the quadratic threshold 2/(L(1 + ρL)) of THEORY.md O2; whether they agree is
     measured, not assumed.
     """
-    name, _ = _program(method)
+    name, algorithm = _program(method)
     L, mu = _check_class(L, mu)
     rho = _scalar("rho", rho, nonnegative=True)
     steps = check.as_positive_int("steps", steps)
@@ -500,13 +495,13 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
         else:
             high = middle
     eta = 0.5 * (low + high)
-    quadratic = float(usam_quadratic_threshold(rho if name == "usam" else 0.0, L=L))
-    return CriticalLearningRate(
-        method=name, L=L, mu=mu, rho=rho, steps=steps, metric=metric, eta=eta, bracket=(low, high),
-        quadratic_eta=quadratic, agree=bool(abs(eta - quadratic) <= xtol),
+    quadratic = float(usam_quadratic_threshold(rho if algorithm is unnormalized_sam else 0.0, L=L))
+    return PEPThreshold(
+        method=name, edge="pep", source="pep", value=np.float64(eta), lower=np.float64(low), upper=np.float64(high),
+        tolerance=xtol, reason=np.array("", dtype=object), relative=False, L=L, mu=mu, rho=rho, steps=steps,
+        metric=metric, quadratic_eta=quadratic, agree=bool(abs(eta - quadratic) <= xtol),
         relative_difference=(eta - quadratic) / quadratic, scan_eta=np.array(scan),
-        scan_decreasing=np.array(flags), n_solves=n_solves, xtol=xtol, rtol=rtol,
-        solver="+".join(sorted(solvers_used)))
+        scan_decreasing=np.array(flags), n_solves=n_solves, rtol=rtol, solver="+".join(sorted(solvers_used)))
 
 
 def usam_descent_worst_case(rho: float, *, beta: float = 1.0, mu: float = 0.0, solver: str | None = None) -> PEPResult:

@@ -1,6 +1,6 @@
-r"""Stability regimes: analytic learning-rate thresholds (THEORY.md O1–O5) beside measured ones.
+r"""Stability regimes: analytic learning-rate thresholds (docs/theory.md O1–O5) beside measured ones.
 
-Analytic (closed forms on quadratics, vectorized over arrays of η, ρ and spectra):
+Analytic (the closed forms of :mod:`samtheory.theory`, re-exported here, vectorized over η, ρ and spectra):
 
 - GD (O1): stable iff η < 2/λ_max — :func:`gd_critical_learning_rate`.
 - USAM (O2): η_c = 2/(λ_max(1 + ρλ_max)) — :func:`usam_critical_learning_rate`; its inverse, the largest
@@ -8,7 +8,8 @@ Analytic (closed forms on quadratics, vectorized over arrays of η, ρ and spect
 - SAM (O3): bounded for η < 2/λ_max, 2-cycle ±a·u_1 with a = ηρλ_1/(2 − ηλ_1) — :func:`sam_cycle_amplitude`;
   the gradient-norm-dependent edge — :func:`sam_edge`.
 - StableSAM (O4): bounds on the renormalization factor γ — :func:`renormalization_bounds`; in one dimension
-  ``ssam``/``susam`` are GD.
+  ``ssam``/``susam`` are GD. :func:`analytic_critical_learning_rate` gives each method's threshold as a
+  :class:`~samtheory.result.Threshold`, the type every threshold of samtheory has.
 
 Numerical linearization: :func:`jacobian` of the one-step map and :func:`spectral_radius` at a fixed point or
 (SAM) at the 2-cycle.
@@ -26,25 +27,27 @@ that differ in one example (:func:`synthetic_split`, :func:`breast_cancer_split`
 expansivity over all smooth convex functions is in :mod:`samtheory.convex.pep`.
 """
 
-from ._analytic import (
-    EDGES, AnalyticThreshold, GammaBounds, analytic_critical_learning_rate, asymptotic_rate, gd_critical_learning_rate,
-    renormalization_bounds, sam_cycle_amplitude, sam_edge, usam_critical_learning_rate, usam_max_stable_sharpness,
+from ..result import Threshold
+from ..theory import (
+    GammaBounds, analytic_expansivity, asymptotic_rate, gd_critical_learning_rate, renormalization_bounds,
+    sam_cycle_amplitude, sam_edge, usam_critical_learning_rate, usam_max_stable_sharpness,
 )
+from ._analytic import EDGES, analytic_critical_learning_rate
 from ._algorithmic import (
-    DATASETS, Expansivity, StabilityResult, StabilitySplit, analytic_expansivity, breast_cancer_split, expansivity,
+    DATASETS, Expansivity, StabilityResult, StabilitySplit, breast_cancer_split, expansivity,
     spectral_expansivity, stability_experiment, synthetic_split,
 )
 from ._linear import jacobian, spectral_radius
 from ._measured import (
-    ClassificationRules, CriticalLearningRate, RegimeMap, compare_regimes, critical_learning_rate, initial_points,
+    ClassificationRules, MeasuredThreshold, RegimeMap, compare_regimes, critical_learning_rate, initial_points,
     measured_rate, regime_map,
 )
 
 __all__ = [
     "gd_critical_learning_rate", "usam_critical_learning_rate", "usam_max_stable_sharpness", "sam_cycle_amplitude",
-    "sam_edge", "renormalization_bounds", "GammaBounds", "AnalyticThreshold", "analytic_critical_learning_rate",
+    "sam_edge", "renormalization_bounds", "GammaBounds", "Threshold", "analytic_critical_learning_rate",
     "asymptotic_rate", "jacobian", "spectral_radius", "ClassificationRules", "initial_points", "RegimeMap",
-    "regime_map", "CriticalLearningRate", "critical_learning_rate", "compare_regimes", "measured_rate", "EDGES",
+    "regime_map", "MeasuredThreshold", "critical_learning_rate", "compare_regimes", "measured_rate", "EDGES",
     "Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit", "synthetic_split",
     "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS",
 ]

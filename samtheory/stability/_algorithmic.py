@@ -5,7 +5,7 @@ Two measurements:
 - **Expansivity** of a method's one-step map G(w) = w − η d(w): the largest ‖G(w) − G(w')‖ / ‖w − w'‖ over
   sampled pairs (a lower bound on the Lipschitz constant), the exact value on quadratics for the linear maps
   (GD: max|1 − ηλ|, USAM: max|1 − ηλ − ηρλ²|), and the analytic constants of O10
-  (:func:`analytic_expansivity`).
+  (:func:`samtheory.theory.analytic_expansivity`).
 - **Algorithmic stability** (:func:`stability_experiment`): train on data sets S and S' that differ in one
   example, with the same initial point and the same minibatch sequence, and follow the parameter divergence
   ‖w_t − w'_t‖, the loss difference sup_z |f(w_t; z) − f(w'_t; z)| (over held-out z) and the generalization
@@ -22,58 +22,28 @@ import numpy as np
 from .. import _validation as check
 from ..datasets import make_logistic_regression
 from ..engine import simulate
-from ..methods import METHODS, get_method
+from .. import theory
+from ..methods import METHODS, resolve_method
 from ..problems import LogisticRegression, Problem, Quadratic
 from ..result import DIVERGED
 
-__all__ = ["Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
+__all__ = ["Expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
            "synthetic_split", "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS"]
 
 
 # -- expansivity ---------------------------------------------------------------------------------------------
-def analytic_expansivity(method: str, eta, rho=0.0, *, beta: float, mu: float = 0.0,
-                         quadratic: bool = False) -> np.ndarray:
-    r"""The O10 expansivity constant of one step on β-smooth f with curvature ≥ μ (NaN where none is known).
-
-    GD (Hardt, Recht & Singer 2016, Lemma 3.6/3.7): 1 − ηβμ/(β + μ) for μ > 0 and η ≤ 2/(β + μ); 1 for
-    convex f and η ≤ 2/β; 1 + ηβ otherwise. USAM: on a quadratic with spectrum in [μ, β] (``quadratic=True``)
-    exactly max(|1 − ημ(1 + ρμ)|, |1 − ηβ(1 + ρβ)|), which is ≤ 1 iff ηβ(1 + ρβ) ≤ 2 [derived]; on any β-smooth
-    f, w ↦ w + ρ g(w) is (1 + ρβ)-Lipschitz, hence 1 + ηβ(1 + ρβ). ``sam``, ``ssam``, ``susam``: NaN (the
-    normalized ascent g/‖g‖ and the factor ‖g(x)‖/‖g(y)‖ have no Lipschitz constant near g = 0).
-    """
-    check.choice("method", method, tuple(METHODS))
-    eta = check.as_float_array("eta", eta, positive=True)
-    rho = check.as_float_array("rho", rho, nonnegative=True)
-    beta = float(check.as_float_array("beta", beta, positive=True))
-    mu = float(check.as_float_array("mu", mu, nonnegative=True))
-    if mu > beta:
-        raise ValueError(f"mu must be <= beta = {beta:g}, got {mu!r}")
-    eta, rho = np.broadcast_arrays(eta, rho)
-    if method == "gd":
-        general = 1.0 + eta * beta
-        convex = np.where(eta <= 2.0 / beta, 1.0, general)
-        if mu > 0:
-            return np.where(eta <= 2.0 / (beta + mu), 1.0 - eta * beta * mu / (beta + mu), convex)
-        return convex
-    if method == "usam":
-        if quadratic:
-            return np.maximum(np.abs(1 - eta * mu * (1 + rho * mu)), np.abs(1 - eta * beta * (1 + rho * beta)))
-        return 1.0 + eta * beta * (1.0 + rho * beta)
-    return np.full(eta.shape, np.nan)
-
-
 def spectral_expansivity(problem: Quadratic, method: str, eta, rho=0.0) -> np.ndarray:
     r"""Exact Lipschitz constant of the (linear) one-step map on a quadratic: ‖I − ηH − ηρH²‖₂ for USAM,
     ‖I − ηH‖₂ for GD, from the eigenvalues λ_i (max_i |1 − ηλ_i(1 + ρλ_i)|). Broadcasts over η and ρ."""
     if not isinstance(problem, Quadratic):
         raise ValueError(f"problem must be a Quadratic for the spectral expansivity, got {problem!r}")
-    if method not in ("gd", "usam"):
+    kind = resolve_method(method).kind
+    if kind not in ("gd", "usam"):
         raise ValueError(f"method must be 'gd' or 'usam' (linear one-step maps on a quadratic), got {method!r}")
     eta = check.as_float_array("eta", eta, positive=True)
-    rho = check.as_float_array("rho", rho, nonnegative=True) if method == "usam" else np.zeros(())
+    rho = check.as_float_array("rho", rho, nonnegative=True) if kind == "usam" else np.zeros(())
     eta, rho = np.broadcast_arrays(eta, rho)
-    lam = problem.eigenvalues
-    factors = 1.0 - eta[..., None] * lam * (1.0 + rho[..., None] * lam)
+    factors = 1.0 - eta[..., None] * theory.usam_curvature(problem.eigenvalues, rho[..., None])
     return np.max(np.abs(factors), axis=-1)
 
 
@@ -83,7 +53,7 @@ class Expansivity:
 
     ``measured``: max over ``n_pairs`` sampled pairs of ‖G(w) − G(w')‖/‖w − w'‖ (a lower bound on the
     Lipschitz constant); ``exact``: the spectral value on a quadratic for ``gd``/``usam`` (None otherwise);
-    ``analytic``: :func:`analytic_expansivity` with the problem's β and μ (NaN where O10 gives none).
+    ``analytic``: :func:`samtheory.theory.analytic_expansivity` with the problem's β and μ (NaN where O10 gives none).
     """
 
     method: str
@@ -114,7 +84,8 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     w' = w + δ u with u a uniform direction and δ log-uniform in [1e-4, 1]·radius (near and far pairs). All
     pairs and all (η, ρ) run as one batch through the method's update rule. Same seed, same result.
     """
-    name, rule = get_method(method)
+    spec = resolve_method(method)
+    name, rule = spec.name, spec.rule
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     n_pairs = check.as_positive_int("n_pairs", n_pairs)
@@ -151,9 +122,9 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     beta = float(problem.beta) if problem.beta is not None else np.nan
     mu = float(max(problem.mu, 0.0)) if problem.mu is not None else 0.0
     quadratic = isinstance(problem, Quadratic)
-    exact = spectral_expansivity(problem, name, eta, rho) if quadratic and name in ("gd", "usam") else None
-    analytic = (analytic_expansivity(name, eta, rho, beta=beta, mu=mu, quadratic=quadratic)
-                if name in METHODS and np.isfinite(beta) else np.full(eta.shape, np.nan))
+    exact = spectral_expansivity(problem, spec, eta, rho) if quadratic and spec.kind in ("gd", "usam") else None
+    analytic = (theory.analytic_expansivity(spec, eta, rho, beta=beta, mu=mu, quadratic=quadratic)
+                if spec.kind is not None and np.isfinite(beta) else np.full(eta.shape, np.nan))
     return Expansivity(method=name, eta=eta.copy(), rho=rho.copy(), measured=measured, exact=exact,
                        analytic=analytic, n_pairs=n_pairs, radius=radius, beta=beta, mu=mu)
 

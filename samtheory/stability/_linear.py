@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as check
-from ._analytic import _method_label, _method_name
-from ..methods import get_method
-from ..problems import LeastSquares, Problem, Quadratic
+from .. import theory
+from ..methods import resolve_method
+from ..problems import Problem
 
 __all__ = ["jacobian", "spectral_radius"]
 
@@ -22,16 +22,16 @@ def _check_point(problem, x) -> np.ndarray:
     return x
 
 
-def _exact_jacobian(problem, name, x, eta, rho, truncate):
-    """∂F/∂x for a built-in non-adaptive rule, or None where the map is not smooth at ``x``."""
+def _exact_jacobian(problem, spec, x, eta, rho, truncate):
+    """∂F/∂x for a non-adaptive method of known structure, or None where the map is not smooth at ``x``."""
     d = problem.dim
     identity = np.eye(d)
     g = problem.grad(x)
     hess = problem.hessian(x)
-    if name == "gd" or rho == 0:
+    if not spec.ascent or rho == 0:
         return identity - eta * hess
     g_norm = float(np.linalg.norm(g))
-    normalize, renormalize = name in ("sam", "ssam"), name in ("ssam", "susam")
+    normalize, renormalize = spec.normalized, spec.renormalized
     if g_norm == 0:
         if normalize or renormalize:
             return None  # g/‖g‖ and γ = ‖g‖/‖g(y)‖ are not differentiable where g = 0
@@ -84,19 +84,18 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-    rule = get_method(method)[1]
-    name = _method_label(method)
+    spec = resolve_method(method)
+    rule, name = spec.rule, spec.name
     x = _check_point(problem, x)
     eta = float(check.as_float_array("eta", eta, positive=True))
     rho = float(check.as_float_array("rho", rho, nonnegative=True))
     if step is not None:
         step = float(check.as_float_array("step", step, positive=True))
-    builtin = _method_name(method) is not None and not adaptive
-    if builtin and exact is not False:
-        result = _exact_jacobian(problem, name, x, eta, rho, truncate)
+    if spec.known and not adaptive and exact is not False:
+        result = _exact_jacobian(problem, spec, x, eta, rho, truncate)
         if result is not None:
             return result
-        if rho > 0 and name != "usam" and not np.any(problem.grad(x)):
+        if rho > 0 and (spec.normalized or spec.renormalized) and not np.any(problem.grad(x)):
             raise ValueError(f"{name} is not differentiable where the gradient is 0 (x = {x!r:.80})")
     if exact:
         raise ValueError(f"no exact Jacobian for method {name!r} here (adaptive={adaptive}, truncate={truncate}); "
@@ -105,32 +104,23 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
                                 step)
 
 
-def _quadratic_parts(problem):
-    """(eigenvalues, eigenvectors as columns, minimizer) of a quadratic problem, or None."""
-    if isinstance(problem, Quadratic):
-        vectors = np.eye(problem.dim) if problem.eigenvectors is None else problem.eigenvectors
-        return problem.eigenvalues, vectors, problem.center
-    if isinstance(problem, LeastSquares):
-        lam, vectors = np.linalg.eigh(problem.hessian(problem.minimizer))
-        return lam, vectors, problem.minimizer
-    return None
-
-
-def _default_orbit(problem, name, eta, rho):
+def _default_orbit(problem, spec, eta, rho):
     """A point of the fixed point (period 1) or of SAM's 2-cycle (period 2) on a quadratic."""
-    parts = _quadratic_parts(problem)
+    parts = problem.quadratic_form()
     if parts is None:
         raise ValueError(f"x is required for {type(problem).__name__}: the fixed point/cycle is known only on "
                          "quadratics (Quadratic, LeastSquares)")
     lam, vectors, center = parts
-    if name in ("gd", "usam") or rho == 0:
+    name = spec.name
+    if spec.kind in ("gd", "usam") or rho == 0:
         return center.copy(), 1
-    if name == "sam":
+    if spec.kind == "sam":
         top = int(np.argmax(lam))
         if eta * lam[top] >= 2:
             raise ValueError(f"sam has no 2-cycle at eta * lam_max = {eta * lam[top]:.6g} >= 2: it diverges")
-        amplitude = eta * rho * lam[top] / (2 - eta * lam[top])
-        return center + amplitude * vectors[:, top], 2
+        amplitude = float(theory.sam_cycle_amplitude(eta, rho, lam[top]))
+        direction = np.eye(problem.dim)[:, top] if vectors is None else vectors[:, top]
+        return center + amplitude * direction, 2
     raise ValueError(f"{name} is not differentiable at the minimizer (γ = ‖g(x)‖/‖g(y)‖ is 0/0 there): "
                      "pass a point x of the orbit to linearize")
 
@@ -148,14 +138,14 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-    rule = get_method(method)[1]
-    name = _method_label(method)
+    spec = resolve_method(method)
+    rule, name = spec.rule, spec.name
     eta = float(check.as_float_array("eta", eta, positive=True))
     rho = float(check.as_float_array("rho", rho, nonnegative=True))
     if x is None:
-        if _method_name(method) is None:
+        if not spec.known:
             raise ValueError(f"x is required for the user-defined rule {name!r}: its fixed points are unknown")
-        x, default_period = _default_orbit(problem, name, eta, rho)
+        x, default_period = _default_orbit(problem, spec, eta, rho)
     else:
         x, default_period = _check_point(problem, x), 1
     period = default_period if period is None else check.as_positive_int("period", period)

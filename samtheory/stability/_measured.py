@@ -9,12 +9,12 @@ import numpy as np
 
 from .. import _validation as check
 from ..engine import simulate
-from ..methods import METHODS, get_method
-from ..problems import LeastSquares, Problem, Quadratic
-from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES
-from ._analytic import EDGES, _method_label, analytic_critical_learning_rate
+from ..methods import METHODS, resolve_method
+from ..problems import Problem
+from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, Threshold, reasons
+from ._analytic import EDGES, analytic_critical_learning_rate
 
-__all__ = ["ClassificationRules", "RegimeMap", "regime_map", "CriticalLearningRate", "critical_learning_rate",
+__all__ = ["ClassificationRules", "RegimeMap", "regime_map", "MeasuredThreshold", "critical_learning_rate",
            "compare_regimes", "measured_rate"]
 
 _POINT_STREAM = 0x53544142  # second word of the initial points' generator seed
@@ -83,14 +83,12 @@ def initial_points(problem: Problem, n_points: int, seed: int = 0) -> np.ndarray
     """
     n_points = check.as_positive_int("n_points", n_points)
     seed = check.as_positive_int("seed", seed, minimum=0)
-    if isinstance(problem, (Quadratic, LeastSquares)):
+    form = problem.quadratic_form()
+    if form is not None:
         rng = np.random.default_rng([seed, _POINT_STREAM])
         shape = (n_points, problem.dim)
         coefficients = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.5, 1.0, shape)
-        if isinstance(problem, Quadratic):
-            vectors, center = problem.eigenvectors, problem.center
-        else:
-            vectors, center = np.linalg.eigh(problem.hessian(problem.minimizer))[1], problem.minimizer
+        _, vectors, center = form
         return center + (coefficients if vectors is None else coefficients @ vectors.T)
     return np.stack([np.asarray(problem.initial_point(seed + k), dtype=np.float64) for k in range(n_points)])
 
@@ -101,9 +99,8 @@ class _Runner:
     def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
-        get_method(method)  # ValueError for an unknown method, before any work
-        self.name = _method_label(method)
-        self.method = method
+        self.method = resolve_method(method)  # ValueError for an unknown method, before any work
+        self.name = self.method.name
         self.problem, self.rules = problem, rules
         if x0 is None:
             self.points = initial_points(problem, rules.n_points, rules.seed)
@@ -191,26 +188,19 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
     return RegimeMap(runner.name, eta, rho, aggregate_status(result.status), result.status, rules, result)
 
 
-@dataclass
-class CriticalLearningRate:
-    """Measured edge of a method's regime for each ρ.
+@dataclass(frozen=True)
+class MeasuredThreshold(Threshold):
+    """A measured edge of a method's regime for each ρ (``source="measured"``), by bisection over η.
 
     ``value`` is the largest η found to pass the edge's test (non-divergent, or converged) — equal to
     ``lower`` — and ``upper`` the smallest found to fail it, with upper/lower − 1 ≤ ``tolerance``; NaN where
-    no edge was found (``reason`` says why; "" where found). ``steps``: the step budget of the test;
-    ``config_steps``: configuration-updates simulated to measure it (both edges, when measured together).
+    no edge was found (``reason`` says why). ``steps``: the step budget of the test; ``config_steps``:
+    configuration-updates simulated to measure it (both edges, when measured together).
     """
 
-    method: str
-    edge: str
-    rho: np.ndarray
-    value: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    reason: tuple
-    tolerance: float
-    steps: int
-    rules: ClassificationRules
+    rho: np.ndarray | None = None
+    steps: int = 0
+    rules: ClassificationRules | None = None
     config_steps: int = 0
 
 
@@ -286,7 +276,7 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
     return _finish(runner, "nondivergent", rho, lower, upper, reason, rtol, budget)
 
 
-def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
+def _converged_edge(runner, rho, rtol, nondivergent: MeasuredThreshold):
     """Bisection for the largest η at which every run converges within ``rules.steps`` steps, starting from
     probes below the non-divergent edge (the largest converged probe and the probe above it)."""
     steps = runner.rules.steps
@@ -321,9 +311,9 @@ def _converged_edge(runner, rho, rtol, nondivergent: CriticalLearningRate):
 def _finish(runner, edge, rho, lower, upper, reason, rtol, steps):
     found = np.array([not r for r in reason], dtype=bool)
     value = np.where(found, lower, np.nan)
-    return CriticalLearningRate(runner.name, edge, rho.copy(), value, np.where(found, lower, np.nan),
-                                np.where(found, upper, np.nan), tuple(reason), rtol, steps, runner.rules,
-                                runner.config_steps)
+    return MeasuredThreshold(runner.name, edge, "measured", value, np.where(found, lower, np.nan),
+                             np.where(found, upper, np.nan), rtol, np.array(reason, dtype=object),
+                             rho=rho.copy(), steps=steps, rules=runner.rules, config_steps=runner.config_steps)
 
 
 def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate):
@@ -350,7 +340,7 @@ def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, 
 def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", rtol: float = 1e-3,
                            eta_range=None, rules: ClassificationRules | None = None, steps=None, tol=None,
                            divergence_factor=None, divergence_steps=None, n_points=None, seed=None, x0=None,
-                           adaptive: bool = False, truncate: bool = False) -> CriticalLearningRate:
+                           adaptive: bool = False, truncate: bool = False) -> MeasuredThreshold:
     r"""Measured critical learning rate of ``method`` for every ρ at once, by vectorized bisection over η.
 
     ``edge="nondivergent"``: the largest η at which no run diverges within the divergence budget
@@ -372,11 +362,10 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
 
 
 def _problem_spectrum(problem):
-    if isinstance(problem, Quadratic):
-        return problem.eigenvalues, ""
-    if isinstance(problem, LeastSquares):
-        return np.linalg.eigvalsh(problem.hessian(problem.minimizer)), ""
-    return None, f"no closed form for {type(problem).__name__} (not a quadratic)"
+    form = problem.quadratic_form()
+    if form is None:
+        return None, f"no closed form for {type(problem).__name__} (not a quadratic)"
+    return form[0], ""
 
 
 def _ratio(numerator, denominator):
@@ -409,7 +398,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     methods = list(methods)
     if not methods:
         raise ValueError("methods must name at least one method, got an empty list")
-    names = [_method_label(m) for m in methods]
+    names = [resolve_method(m).name for m in methods]
     rho = np.atleast_1d(check.as_float_array("rhos", rhos, nonnegative=True))
     spectrum, spectrum_reason = _problem_spectrum(problem)
     measured = {}
@@ -429,8 +418,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
             else:
                 result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive,
                                                          truncate=truncate)
-                values = [None] * rho.size if result.value is None else [_finite(v) for v in result.value]
-                analytic[edge] = (values, result.reason)
+                analytic[edge] = ([_finite(v) for v in result.value], result.reason_text)
         for i, r in enumerate(rho):
             row = {"method": name, "rho": float(r)}
             notes = []

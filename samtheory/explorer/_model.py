@@ -1,17 +1,17 @@
-r"""What the interactive explorer (``experiments/explorer.py``) computes and draws; no marimo in here.
+r"""What the interactive explorer (the marimo app ``experiments/explorer.py``) computes and draws; no marimo here.
 
-The explorer runs the five update rules of THEORY.md §2 on a diagonal quadratic f(x) = ½ Σ λ_i x_i² with
+The explorer runs the five update rules of docs/theory.md §2 on a diagonal quadratic f(x) = ½ Σ λ_i x_i² with
 λ_1 ≥ λ_2 ≥ … (so coordinate i is the eigen-direction u_i), and shows
 
 - the trajectories, projected on span(u_1, u_2), over the contours of f there (:func:`trajectory_png`);
 - f(x_t) and the renormalization factor γ_t against t (:func:`curves_png`);
 - the measured (η, ρ) regime map of each method with the analytic boundaries of O1/O2 (:func:`regime_png`);
-- the closed forms of THEORY.md O1–O4 with the current numbers substituted, beside what was measured
+- the closed forms of docs/theory.md O1–O4 with the current numbers substituted, beside what was measured
   (:func:`explanation`).
 
 Trajectories run through :func:`samtheory.simulate` with ``record_iterates=True``, so
 divergence detection and the status are the engine's own; the maps come from
-:func:`samtheory.stability.regime_map` and every closed form from :mod:`samtheory.stability`.
+:func:`samtheory.stability.regime_map` and every closed form from :mod:`samtheory.theory`.
 """
 
 from __future__ import annotations
@@ -31,16 +31,17 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedFormatter, FixedLocator, MaxNLocator, NullLocator
 from PIL import Image
 
-import samtheory as st
-from samtheory import _validation as check
-from samtheory import plotting, stability
+from .. import _validation as check
+from .. import plotting, problems, stability, theory
+from ..engine import simulate
+from ..methods import METHODS
 
-# Display order: each unstable method beside its StableSAM version.
+# Display order (a choice of presentation): GD, then each unstable method beside its StableSAM version.
 METHOD_NAMES = ("gd", "usam", "susam", "sam", "ssam")
-DEFAULT_METHODS = ("usam", "susam", "sam", "ssam")
+DEFAULT_METHODS = METHOD_NAMES[1:]
 LABELS = plotting.METHOD_LABELS
 COLORS = plotting.METHOD_COLORS
-RENORMALIZED = ("ssam", "susam")
+RENORMALIZED = tuple(name for name in METHOD_NAMES if METHODS[name].renormalized)
 
 # Slider values: readable numbers, about 14 per decade.
 _MANTISSAS = (1, 1.2, 1.5, 1.8, 2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 9)
@@ -114,11 +115,11 @@ class Trajectory:
     final_grad_norm: float
 
 
-def run_trajectory(problem: st.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
+def run_trajectory(problem: problems.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
                    adaptive: bool = False, truncate: bool = False) -> Trajectory:
     """Run ``method`` once through :func:`samtheory.simulate`, recording every iterate with γ_t and ‖g(x_t)‖
     (the engine's status and divergence detection decide where the run ends)."""
-    result = st.simulate(problem, method, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
+    result = simulate(problem, method, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
                          record_every=1, record_iterates=True)
     history, diverged_at = result.history, int(result.diverged_at)
     n = steps if diverged_at < 0 else diverged_at  # the step computed at x_n (where divergence was detected) was not taken
@@ -143,17 +144,17 @@ def _covering_power_of_two(base: float, value: float, above: bool) -> float:
 def map_axes(lam_max: float, eta: float, rho: float) -> tuple[np.ndarray, np.ndarray]:
     """The regime map's η axis (log) and ρ axis (linear): around GD's limit 2/λ_max and ρ ∈ [0, 2/λ_max],
     widened by powers of 2 until they contain the current (η, ρ) (so small moves reuse the cached map)."""
-    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
+    eta_gd = float(theory.gd_critical_learning_rate(lam_max))
     eta_low = _covering_power_of_two(eta_gd / 32, eta / 1.2, above=False)
     eta_high = _covering_power_of_two(1.5 * eta_gd, eta * 1.2, above=True)
-    rho_high = _covering_power_of_two(2 / lam_max, rho * 1.1, above=True)
+    rho_high = _covering_power_of_two(eta_gd, rho * 1.1, above=True)  # ρ up to 2/λ_max, in units of 1/λ_max
     return np.geomspace(eta_low, eta_high, MAP_ETA_POINTS), np.linspace(0.0, rho_high, MAP_RHO_POINTS)
 
 
 @lru_cache(maxsize=64)
 def _regime_status(eigenvalues: tuple, method: str, eta_axis: tuple, rho_axis: tuple, steps: int, x0: tuple,
                    adaptive: bool, truncate: bool) -> np.ndarray:
-    problem = st.Quadratic(np.array(eigenvalues))
+    problem = problems.Quadratic(np.array(eigenvalues))
     regimes = stability.regime_map(problem, method, np.array(eta_axis), np.array(rho_axis), steps=steps,
                                    x0=np.array(x0), adaptive=adaptive, truncate=truncate)
     status = np.asarray(regimes.status)
@@ -161,7 +162,7 @@ def _regime_status(eigenvalues: tuple, method: str, eta_axis: tuple, rho_axis: t
     return status
 
 
-def regime_status(problem: st.Quadratic, method: str, eta_axis, rho_axis, *, steps: int, x0,
+def regime_status(problem: problems.Quadratic, method: str, eta_axis, rho_axis, *, steps: int, x0,
                   adaptive: bool = False, truncate: bool = False) -> np.ndarray:
     """Status codes (len(eta_axis), len(rho_axis)) of ``method`` over the grid (cached per setting)."""
     return _regime_status(tuple(problem.eigenvalues.tolist()), method, tuple(np.asarray(eta_axis).tolist()),
@@ -182,7 +183,7 @@ def _relation(value: float, limit: float = 2.0) -> str:
 @dataclass(frozen=True)
 class Explanation:
     """One method's closed form at the current numbers (``reason``), what it predicts (``converges``,
-    ``bounded`` (and not convergent), ``nondivergent``, ``diverges``, or None where THEORY.md states nothing),
+    ``bounded`` (and not convergent), ``nondivergent``, ``diverges``, or None where docs/theory.md states nothing),
     what was measured, and whether the two agree (None: no prediction, or stable but not yet within the
     convergence tolerance)."""
 
@@ -214,12 +215,12 @@ def _agreement(prediction: str | None, trajectory: Trajectory) -> bool | None:
     return status != "diverged"  # "nondivergent" (O5 for SSAM)
 
 
-def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = False) -> Explanation:
-    """The relevant closed form of THEORY.md O1–O5 for ``trajectory``'s method at its (η, ρ), and the verdict."""
+def explain(problem: problems.Quadratic, trajectory: Trajectory, *, adaptive: bool = False) -> Explanation:
+    """The relevant closed form of docs/theory.md O1–O5 for ``trajectory``'s method at its (η, ρ), and the verdict."""
     lam = problem.eigenvalues
     lam_max, lam_min = float(lam[0]), float(lam[-1])
     eta, rho, method = trajectory.eta, trajectory.rho, trajectory.method
-    eta_gd = float(stability.gd_critical_learning_rate(lam_max))
+    eta_gd = float(theory.gd_critical_learning_rate(lam_max))
     measured = _measured_status(trajectory)
     if adaptive and method != "gd":
         reason = "adaptive (ASAM) ascent: O2–O4 are for the plain ascent, so no closed form applies"
@@ -231,23 +232,23 @@ def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = F
         reason = (f"{prefix}{'stable' if product < 2 else 'unstable'} because ηλ_max = {_f(eta)}·{_f(lam_max)} = "
                   f"{_f(product)} {_relation(product)} 2 (O1: η < 2/λ_max = {_f(eta_gd)})")
     elif method == "usam":
-        product = eta * lam_max * (1 + rho * lam_max)
+        product = eta * float(theory.usam_curvature(lam_max, rho))
         prediction = {"<": "converges", "=": "bounded", ">": "diverges"}[_relation(product)]
         reason = (f"{'stable' if product < 2 else 'unstable'} because ηλ_max(1 + ρλ_max) = {_f(eta)}·{_f(lam_max)}·"
                   f"(1 + {_f(rho)}·{_f(lam_max)}) = {_f(product)} {_relation(product)} 2 (O2: stable iff η < η_c = "
-                  f"{_f(stability.usam_critical_learning_rate(lam_max, rho))}, i.e. λ_max < λ* = "
-                  f"{_f(stability.usam_max_stable_sharpness(eta, rho))})")
+                  f"{_f(theory.usam_critical_learning_rate(lam_max, rho))}, i.e. λ_max < λ* = "
+                  f"{_f(theory.usam_max_stable_sharpness(eta, rho))})")
     elif method == "sam":
         product = eta * lam_max
         if product < 2:
             prediction = "bounded"
-            amplitude = float(stability.sam_cycle_amplitude(eta, rho, lam_max))
+            amplitude = float(theory.sam_cycle_amplitude(eta, rho, lam_max))
             reason = (f"bounded, not convergent: ηλ_max = {_f(product)} < 2 and ρ > 0, so it approaches the 2-cycle "
                       f"±a·u₁ with a = ηρλ₁/(2 − ηλ₁) = {_f(amplitude, 4)} (O3)")
             if trajectory.status == "bounded" and len(trajectory.points) >= 2:
                 grad_norm = trajectory.final_grad_norm
                 measured += (f"; amplitude of x_T·u₁: {_f(np.mean(np.abs(trajectory.points[-2:, 0])), 4)}, "
-                             f"λ_edge(η, ρ, ‖g(x_T)‖) = {_f(stability.sam_edge(eta, rho, grad_norm), 4)} "
+                             f"λ_edge(η, ρ, ‖g(x_T)‖) = {_f(theory.sam_edge(eta, rho, grad_norm), 4)} "
                              f"vs λ₁ = {_f(lam_max, 4)}")
         else:
             prediction = None
@@ -275,7 +276,7 @@ def explain(problem: st.Quadratic, trajectory: Trajectory, *, adaptive: bool = F
     return Explanation(method, reason, prediction, measured, _agreement(prediction, trajectory))
 
 
-def _rates(problem: st.Quadratic, trajectory: Trajectory) -> tuple[float, float] | None:
+def _rates(problem: problems.Quadratic, trajectory: Trajectory) -> tuple[float, float] | None:
     """(measured, predicted) contraction of ‖g(x_t)‖ per step over the second half of a non-diverged run
     (None for SAM with ρ > 0, whose ‖g‖ tends to the 2-cycle's, and where ‖g‖ underflowed to 0)."""
     grad_norm = trajectory.grad_norm
@@ -286,12 +287,12 @@ def _rates(problem: st.Quadratic, trajectory: Trajectory) -> tuple[float, float]
     if not (first > 0 and last > 0):
         return None
     measured = float((last / first) ** (1.0 / window))
-    predicted = float(stability.asymptotic_rate(trajectory.method, problem.eigenvalues, trajectory.eta,
+    predicted = float(theory.asymptotic_rate(trajectory.method, problem.eigenvalues, trajectory.eta,
                                                 trajectory.rho))
     return measured, predicted
 
 
-def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adaptive: bool = False) -> str:
+def explanation(problem: problems.Quadratic, trajectories: list[Trajectory], *, adaptive: bool = False) -> str:
     """A Markdown table: per method, the closed form with the current numbers, and what was measured."""
     if not trajectories:
         return "Choose at least one method."
@@ -311,10 +312,10 @@ def explanation(problem: st.Quadratic, trajectories: list[Trajectory], *, adapti
     return "\n".join(lines)
 
 
-def gamma_bounds(problem: st.Quadratic, method: str, rho: float, grad_norm) -> tuple[np.ndarray, np.ndarray]:
+def gamma_bounds(problem: problems.Quadratic, method: str, rho: float, grad_norm) -> tuple[np.ndarray, np.ndarray]:
     """O4's bounds on γ for ``method`` at points with gradient norms ``grad_norm`` (``susam``: constant)."""
     grad_norm = np.atleast_1d(np.asarray(grad_norm, dtype=float))
-    bounds = stability.renormalization_bounds(method, problem.eigenvalues, rho, grad_norm=grad_norm)
+    bounds = theory.renormalization_bounds(method, problem.eigenvalues, rho, grad_norm=grad_norm)
     shape = grad_norm.shape
     return np.broadcast_to(bounds.lower, shape), np.broadcast_to(bounds.upper, shape)
 
@@ -435,7 +436,7 @@ def _trajectory_scene(methods: tuple, half: float, panel_size: float) -> Scene:
     return Scene(figure)
 
 
-def trajectory_png(problem: st.Quadratic, trajectories: list[Trajectory], *, panel_size: float = PANEL_SIZE) -> bytes:
+def trajectory_png(problem: problems.Quadratic, trajectories: list[Trajectory], *, panel_size: float = PANEL_SIZE) -> bytes:
     """One panel per method: the iterates on span(u₁, u₂) (u₂ across, u₁ up) over the contours of f there."""
     methods = tuple(t.method for t in trajectories)
     half = trajectory_half_width(trajectories) if trajectories else 1.0
@@ -491,7 +492,7 @@ def _curves_scene(methods: tuple, steps: int, loss_range: tuple, gamma_top: floa
     return Scene(figure)
 
 
-def curves_png(problem: st.Quadratic, trajectories: list[Trajectory], *, steps: int,
+def curves_png(problem: problems.Quadratic, trajectories: list[Trajectory], *, steps: int,
                width: float | None = None) -> bytes:
     """f(x_t) (log scale) and γ_t against t for every method; the band is O4's γ range of SUSAM."""
     methods = tuple(t.method for t in trajectories)
@@ -553,13 +554,13 @@ def _regime_scene(methods: tuple, x_limits: tuple, y_limits: tuple, panel_size: 
     return Scene(figure)
 
 
-def regime_png(problem: st.Quadratic, methods, eta: float, rho: float, *, steps: int, x0, adaptive: bool = False,
+def regime_png(problem: problems.Quadratic, methods, eta: float, rho: float, *, steps: int, x0, adaptive: bool = False,
                truncate: bool = False, panel_size: float = PANEL_SIZE) -> bytes:
     """One measured (η, ρ) map per method, GD's limit η = 2/λ_max, USAM's η_c(ρ), and the current point,
     with η in units of 2/λ_max and ρ in units of 1/λ_max."""
     methods = tuple(methods)
     lam_max = float(problem.eigenvalues[0])
-    eta_unit = float(stability.gd_critical_learning_rate(lam_max))
+    eta_unit = float(theory.gd_critical_learning_rate(lam_max))
     rho_unit = 1.0 / lam_max
     eta_axis, rho_axis = map_axes(lam_max, eta, rho)
     x_edges, y_edges = _edges(eta_axis, log=True) / eta_unit, _edges(rho_axis, log=False) / rho_unit
@@ -572,7 +573,7 @@ def regime_png(problem: st.Quadratic, methods, eta: float, rho: float, *, steps:
     def maps(figure):
         colormap, norm = plotting.status_cmap()
         y_curve = np.linspace(0.0, y_edges[-1], 200)
-        x_usam = stability.usam_critical_learning_rate(lam_max, y_curve * rho_unit) / eta_unit
+        x_usam = theory.usam_critical_learning_rate(lam_max, y_curve * rho_unit) / eta_unit
         artists = []
         for ax, method in zip(figure.axes, methods):
             status = regime_status(problem, method, eta_axis, rho_axis, steps=steps, x0=x0, adaptive=adaptive,

@@ -1,9 +1,10 @@
-"""Drive the explorer app in headless Chromium: serve ``experiments/explorer.py`` with ``marimo run`` on a
-loopback port, open it with Playwright's Python package, move sliders and read the views.
+"""Drive the explorer app in headless Chromium: serve the marimo app (``experiments/explorer.py`` in a clone)
+with ``marimo run`` on a loopback port, open it with Playwright's Python package, move sliders and read the views.
 
-Used by ``tests/test_explorer.py``, by ``experiments/explorer_timing.py`` and to take the README screenshot:
+Used by ``tests/test_explorer.py``, by ``experiments/explorer_timing.py`` and to take the README screenshot, from
+the repository root:
 
-    python experiments/explorer_browser.py docs/explorer.png
+    python -m samtheory.explorer.browser docs/explorer.png
 
 Needs Debian's Chromium at /usr/bin/chromium (``apt-get install -y chromium``); nothing leaves 127.0.0.1.
 """
@@ -22,7 +23,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-NOTEBOOK = Path(__file__).resolve().with_name("explorer.py")
+#: The app, relative to the repository root (the working directory by default).
+NOTEBOOK = Path("experiments") / "explorer.py"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run")
@@ -39,11 +41,15 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(timeout: float = 120.0):
-    """``marimo run`` the explorer on a free loopback port; yields its URL and stops the server on exit."""
+def served(notebook=NOTEBOOK, timeout: float = 120.0):
+    """``marimo run`` the app ``notebook`` on a free loopback port; yields its URL and stops the server on exit."""
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        raise ValueError(f"notebook: no explorer app at {str(notebook)!r} (run from the repository root or pass "
+                         "the path of experiments/explorer.py)")
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = [sys.executable, "-m", "marimo", "run", str(NOTEBOOK), "--headless", "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "marimo", "run", str(notebook), "--headless", "--host", "127.0.0.1",
                "--port", str(port), "--no-token", "--no-sandbox"]
     with tempfile.TemporaryFile("w+") as log:
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
@@ -150,14 +156,15 @@ def main(argv=None) -> int:
     parser.add_argument("output", type=Path, help="PNG file to write, e.g. docs/explorer.png")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=2040)
+    parser.add_argument("--notebook", type=Path, default=NOTEBOOK, help=f"the app (default: {NOTEBOOK})")
     args = parser.parse_args(argv)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with served() as url, chromium() as browser:
+    with served(args.notebook) as url, chromium() as browser:
         app = AppPage(browser, url, width=args.width, height=args.height)
         app.page.wait_for_timeout(1000)
         errors = app.errors()
         if errors:
-            print(f"explorer_browser: the app shows errors: {errors}", file=sys.stderr)
+            print(f"samtheory.explorer.browser: the app shows errors: {errors}", file=sys.stderr)
             return 1
         app.screenshot(args.output)
     print(f"wrote {args.output}")

@@ -1,0 +1,400 @@
+r"""Every closed form of docs/theory.md, once, vectorized over NumPy arrays; the oracle number is in each docstring.
+
+The rest of samtheory calls these functions (the stability thresholds, the linearization's default orbits, the
+uniform-stability constants, the PEP regime, the explorer's explanations, the figures) and never writes the
+formulas again. Each function validates its arguments at the boundary (``ValueError`` naming the argument) and
+broadcasts them against each other.
+
+========================================  ====  ========================================================
+function                                  ora.  formula
+========================================  ====  ========================================================
+:func:`gd_critical_learning_rate`         O1    2/λ_max
+:func:`usam_curvature`                    O2    A(λ, ρ) = λ(1 + ρλ)  (USAM is GD on A)
+:func:`usam_critical_learning_rate`       O2    2/(λ_max(1 + ρλ_max))
+:func:`usam_max_stable_sharpness`         O2    (√(1 + 8ρ/η) − 1)/(2ρ)
+:func:`sam_cycle_amplitude`               O3    ηρλ_1/(2 − ηλ_1)
+:func:`sam_edge`                          O3    (‖g‖/(2ρ))(√(1 + 8ρ/(η‖g‖)) − 1)
+:func:`renormalization_bounds`            O4    γ ∈ [1/(1 + ρλ_max), 1/(1 + ρλ_min)] (susam), … (ssam)
+:func:`asymptotic_rate`                   O13   per-step contraction of ‖g‖ on a PSD quadratic
+:func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
+:func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
+========================================  ====  ========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _validation as check
+from .methods import resolve_method
+
+__all__ = [
+    "gd_critical_learning_rate", "usam_curvature", "usam_critical_learning_rate", "usam_max_stable_sharpness",
+    "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
+    "gd_worst_case_bound", "analytic_expansivity",
+]
+
+
+def _spectrum(eigenvalues) -> np.ndarray:
+    lam = check.as_float_array("eigenvalues", eigenvalues)
+    if lam.ndim == 0 or lam.shape[-1] == 0:
+        raise ValueError(f"eigenvalues must have shape (..., d) with d >= 1, got shape {lam.shape}")
+    return lam
+
+
+def _psd_extremes(lam: np.ndarray, name: str = "eigenvalues"):
+    """(λ_max, smallest positive λ) along the last axis of a PSD spectrum with λ_max > 0."""
+    if np.any(lam < 0):
+        raise ValueError(f"{name} must be >= 0 (a PSD quadratic), got min {np.min(lam):.6g}")
+    lam_max = lam.max(axis=-1)
+    if np.any(lam_max <= 0):
+        raise ValueError(f"{name} must have a positive entry, got {lam!r:.80}")
+    lam_min = np.min(np.where(lam > 0, lam, np.inf), axis=-1)
+    return lam_max, lam_min
+
+
+def _builtin_kind(method, what: str) -> str:
+    """The built-in method (gd, sam, usam, ssam, susam) whose structure ``method`` has; ``ValueError`` for a
+    user-defined rule, whose closed forms are unknown."""
+    spec = resolve_method(method)
+    kind = spec.kind
+    if kind is None:
+        raise ValueError(f"method must be a method of known structure for {what}, got the user-defined rule "
+                         f"{spec.name!r}")
+    return kind
+
+
+# -- O1, O2 ----------------------------------------------------------------------------------------------------
+
+def gd_critical_learning_rate(lam_max):
+    r"""GD's threshold η_c = 2/λ_max (O1): x_T = (I − ηH)^T x_0 converges iff η < 2/λ_max.
+
+    Parameters
+    ----------
+    lam_max : array_like
+        Largest Hessian eigenvalue(s), > 0.
+
+    Returns
+    -------
+    ndarray
+    """
+    lam_max = check.as_float_array("lam_max", lam_max, positive=True)
+    with np.errstate(over="ignore"):  # 2/λ for subnormal λ is inf: the true (unbounded) threshold
+        return 2.0 / lam_max
+
+
+def usam_curvature(lam, rho):
+    r"""USAM's effective curvature A(λ, ρ) = λ(1 + ρλ) (O2): on a quadratic USAM is x ← (I − ηA(H))x.
+
+    Parameters
+    ----------
+    lam : array_like
+        Eigenvalue(s) λ (any sign).
+    rho : array_like
+        Radius ρ ≥ 0.
+
+    Returns
+    -------
+    ndarray
+        Broadcast of λ and ρ; may be inf where λ(1 + ρλ) overflows.
+    """
+    lam = check.as_float_array("lam", lam)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return lam * (1.0 + rho * lam)
+
+
+def usam_critical_learning_rate(lam_max, rho):
+    r"""USAM's threshold η_c = 2/(λ_max(1 + ρλ_max)) (O2; Agarwala & Dauphin 2023).
+
+    On a PSD quadratic x_T = (I − ηH − ηρH²)^T x_0, which converges iff ηλ(1 + ρλ) < 2 for every eigenvalue
+    λ; the left side increases with λ, so λ_max decides.
+
+    Parameters
+    ----------
+    lam_max : array_like
+        Largest eigenvalue(s), > 0 (the smoothness constant L for the PEP regime).
+    rho : array_like
+        Radius ρ ≥ 0; broadcasts with ``lam_max``.
+
+    Returns
+    -------
+    ndarray
+        η_c; 0 where λ_max(1 + ρλ_max) overflows (no positive learning rate is stable there).
+    """
+    lam_max = check.as_float_array("lam_max", lam_max, positive=True)
+    curvature = usam_curvature(lam_max, rho)
+    with np.errstate(over="ignore"):
+        return 2.0 / curvature
+
+
+def usam_max_stable_sharpness(eta, rho):
+    r"""The largest sharpness USAM tolerates at (η, ρ): λ*(η, ρ) = (√(1 + 8ρ/η) − 1)/(2ρ) (O2).
+
+    The positive root of ηλ(1 + ρλ) = 2, the inverse of :func:`usam_critical_learning_rate` in λ. Evaluated
+    as 4/(η(1 + √(1 + 8ρ/η))), the same number without the cancellation, which equals GD's 2/η at ρ = 0.
+
+    Parameters
+    ----------
+    eta : array_like
+        Learning rate(s), > 0.
+    rho : array_like
+        Radius ρ ≥ 0.
+
+    Returns
+    -------
+    ndarray
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    with np.errstate(over="ignore"):
+        return 4.0 / (eta * (1.0 + np.sqrt(1.0 + 8.0 * rho / eta)))
+
+
+# -- O3 --------------------------------------------------------------------------------------------------------
+
+def sam_cycle_amplitude(eta, rho, lam):
+    r"""Amplitude of SAM's 2-cycle ±a·u_1 on a quadratic: a = ηρλ_1/(2 − ηλ_1) (O3).
+
+    Along u_1 SAM is z ← (1 − ηλ)z − ηλρ·sign(z); z = a → −a gives a(2 − ηλ) = ηλρ. The cycle exists for
+    0 < ηλ < 2 (``ValueError`` otherwise: there SAM diverges). Bartlett, Long & Bousquet (2023).
+
+    Parameters
+    ----------
+    eta, rho, lam : array_like
+        Learning rate (> 0), radius (≥ 0) and the top eigenvalue λ_1 (> 0); broadcast together.
+
+    Returns
+    -------
+    ndarray
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    lam = check.as_float_array("lam", lam, positive=True)
+    with np.errstate(over="ignore"):
+        product = eta * lam
+    if not np.all(product < 2):
+        raise ValueError(f"eta * lam must be < 2 for SAM's 2-cycle to exist, got max eta*lam = {np.max(product):.6g}")
+    return product * rho / (2.0 - product)
+
+
+def sam_edge(eta, rho, grad_norm):
+    r"""SAM's edge of stability at gradient norm ‖g‖ (O3; Long & Bartlett 2023).
+
+    λ_edge(η, ρ, ‖g‖) = (‖g‖/(2ρ))(√(1 + 8ρ/(η‖g‖)) − 1): with ‖g‖ frozen, SAM along an eigenvector of
+    eigenvalue λ is z ← (1 − ηλ − ηρλ²/‖g‖)z, i.e. USAM with radius ρ/‖g‖, so λ_edge is
+    :func:`usam_max_stable_sharpness` at (η, ρ/‖g‖). At the 2-cycle, λ_edge(η, ρ, λ_1·a) = λ_1. ‖g‖ = 0
+    gives 0 (the limit); ρ = 0 gives GD's 2/η.
+
+    Parameters
+    ----------
+    eta, rho, grad_norm : array_like
+        Learning rate (> 0), radius (≥ 0) and gradient norm (≥ 0); broadcast together.
+
+    Returns
+    -------
+    ndarray
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    grad_norm = check.as_float_array("grad_norm", grad_norm, nonnegative=True)
+    # 4/(η(1 + √(1 + 8ρ/(η‖g‖)))) = 4‖g‖/(η‖g‖ + √(η‖g‖(η‖g‖ + 8ρ))): finite at ‖g‖ = 0 and at ρ = 0.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        scaled = eta * grad_norm
+        denominator = scaled + np.sqrt(scaled * (scaled + 8.0 * rho))
+        edge = np.where(denominator > 0, 4.0 * grad_norm / np.where(denominator > 0, denominator, 1.0), 0.0)
+        return np.where(rho == 0, 2.0 / eta, edge)
+
+
+# -- O4 --------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GammaBounds:
+    """Bounds ``lower ≤ γ ≤ upper`` on the renormalization factor γ = ‖g(x)‖/‖g(y)‖ (arrays)."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def renormalization_bounds(method, eigenvalues, rho, grad_norm=None) -> GammaBounds:
+    r"""Bounds on γ = ‖g(x)‖/‖g(y)‖ on a PSD quadratic with spectrum ``eigenvalues`` (O4).
+
+    ``susam``: g(y) = (I + ρH)g, so γ ∈ [1/(1 + ρλ_max), 1/(1 + ρλ_min)] ⊆ [1/(1 + ρλ_max), 1].
+    ``ssam``: g(y) = (I + (ρ/‖g‖)H)g, so γ ∈ [1/(1 + ρλ_max/‖g‖), 1/(1 + ρλ_min/‖g‖)]; needs ``grad_norm``
+    = ‖g(x)‖ = ‖H(x − x*)‖ (optional for ``susam``; where it is 0, γ = 1, the zero-gradient rule).
+    ``gd``, ``sam``, ``usam`` do not renormalize: γ = 1. λ_min is the smallest eigenvalue (0 allowed).
+
+    Parameters
+    ----------
+    method : str or MethodSpec
+        A method of known structure.
+    eigenvalues : array_like, shape (..., d)
+        PSD spectra.
+    rho : array_like
+        Radius ρ ≥ 0, broadcast against the spectra's leading shape.
+    grad_norm : array_like, optional
+        ‖g(x)‖; required for ``ssam``.
+
+    Returns
+    -------
+    GammaBounds
+    """
+    kind = _builtin_kind(method, "renormalization bounds")
+    lam = _spectrum(eigenvalues)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    if np.any(lam < 0):
+        raise ValueError(f"eigenvalues must be >= 0 (a PSD quadratic), got min {np.min(lam):.6g}")
+    lam_max, lam_min = lam.max(axis=-1), lam.min(axis=-1)
+    with np.errstate(over="ignore"):
+        if kind == "ssam":
+            if grad_norm is None:
+                raise ValueError("grad_norm is required for ssam: its bounds depend on ‖g(x)‖, got None")
+            grad_norm = check.as_float_array("grad_norm", grad_norm, nonnegative=True)
+            # ‖g‖/(‖g‖ + ρλ): no overflow for tiny ‖g‖; γ = 1 where ‖g‖ = 0 (the zero-gradient rule).
+            safe = np.where(grad_norm > 0, grad_norm, 1.0)
+            lower = np.where(grad_norm > 0, safe / (safe + rho * lam_max), 1.0)
+            upper = np.where(grad_norm > 0, safe / (safe + rho * lam_min), 1.0)
+        else:
+            scale = rho if kind == "susam" else np.zeros_like(rho)
+            lower, upper = 1.0 / (1.0 + scale * lam_max), 1.0 / (1.0 + scale * lam_min)
+            if grad_norm is not None:  # susam at ‖g‖ = 0: γ = 1 by the zero-gradient rule
+                at_zero = check.as_float_array("grad_norm", grad_norm, nonnegative=True) == 0
+                lower, upper = np.where(at_zero, 1.0, lower), np.where(at_zero, 1.0, upper)
+    return GammaBounds(*np.broadcast_arrays(lower, upper))
+
+
+# -- O13: rates ------------------------------------------------------------------------------------------------
+
+def asymptotic_rate(method, eigenvalues, eta, rho):
+    r"""Predicted asymptotic contraction factor per step of ‖g(x_t)‖ on a PSD quadratic (> 1: divergence).
+
+    With λ_max and λ_min the largest and smallest positive eigenvalues, and r = max(|1 − ηλ_min|, |1 − ηλ_max|):
+
+    - ``gd``: r (O1); ``usam``: max_i |1 − ηA_i| with A = :func:`usam_curvature` (O2);
+    - ``sam`` (ρ > 0): max(1, |1 − ηλ_max|): ‖g‖ tends to the 2-cycle's, not to 0 (O3);
+    - ``susam`` (O13): max(r, (A_max − A_min)/(A_max + A_min)). The renormalization self-tunes the
+      effective step ηγ: once η exceeds η_a = 2(1 + ρλ_min)/(A_max + A_min) the sharp component bounces
+      (period 2) and ηγ → 2/(A_max + A_min), USAM's optimal step, so the rate stops improving with η: it is
+      USAM's best rate, never GD's. Below 2/λ_max it is < 1, so susam converges (slowly) up to GD's edge.
+    - ``ssam`` (O13): the same with A = λ² — the limit ‖g‖ → 0, where ssam acts like USAM with radius
+      ρ/‖g‖ → ∞; its rate tends to (λ_max² − λ_min²)/(λ_max² + λ_min²).
+
+    The ssam/susam rates assume iterates with components on the extreme eigenvectors.
+
+    Parameters
+    ----------
+    method : str or MethodSpec
+        A method of known structure.
+    eigenvalues : array_like, shape (..., d)
+        PSD spectra with a positive entry.
+    eta, rho : array_like
+        Learning rate (> 0) and radius (≥ 0), broadcast against the spectra's leading shape.
+
+    Returns
+    -------
+    ndarray
+    """
+    kind = _builtin_kind(method, "asymptotic rates")
+    lam = _spectrum(eigenvalues)
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    lam_max, lam_min = _psd_extremes(lam)
+    with np.errstate(over="ignore", invalid="ignore"):
+        gd_rate = np.maximum(np.abs(1.0 - eta * lam_min), np.abs(1.0 - eta * lam_max))
+        if kind == "gd":
+            return gd_rate
+        if kind == "usam":
+            return np.maximum(np.abs(1.0 - eta * usam_curvature(lam_min, rho)),
+                              np.abs(1.0 - eta * usam_curvature(lam_max, rho)))
+        if kind == "sam":
+            return np.where(rho > 0, np.maximum(1.0, np.abs(1.0 - eta * lam_max)), gd_rate)
+        if kind == "susam":
+            a_max, a_min = usam_curvature(lam_max, rho), usam_curvature(lam_min, rho)
+        else:
+            a_max, a_min = lam_max**2, lam_min**2
+        plateau = (a_max - a_min) / (a_max + a_min)
+        return np.where(rho > 0, np.maximum(gd_rate, plateau), gd_rate)
+
+
+# -- O9, O10: convex analysis ----------------------------------------------------------------------------------
+
+def gd_worst_case_bound(eta, *, L: float = 1.0, steps, R: float = 1.0) -> np.ndarray:
+    r"""(L R²/2) · max(1/(2Nh + 1), (1 − h)^{2N}) with h = ηL: GD's worst f(x_N) − f* on L-smooth convex f (O9).
+
+    For 0 < h ≤ 1 this is L R²/(4Nh + 2), proven tight (Drori & Teboulle 2014). For 1 < h < 2 it is the
+    conjecture of Taylor, Hendrickx & Glineur (2017, Conjecture 3.1), which
+    :func:`samtheory.convex.pep.worst_case` lets you check numerically.
+
+    Parameters
+    ----------
+    eta : array_like
+        Learning rate(s), > 0.
+    L, R : float
+        Smoothness constant and initial distance ‖x_0 − x*‖, > 0.
+    steps : int or array_like of int
+        N ≥ 1; broadcasts with ``eta``.
+
+    Returns
+    -------
+    ndarray
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    L = float(check.as_float_array("L", L, positive=True))
+    R = float(check.as_float_array("R", R, positive=True))
+    steps = np.asarray(steps)
+    if steps.dtype.kind not in "iu" or np.any(steps < 1):
+        raise ValueError(f"steps must be a positive integer or an array of them, got {steps!r}")
+    h = eta * L
+    with np.errstate(over="ignore"):
+        return 0.5 * L * R * R * np.maximum(1.0 / (2 * steps * h + 1), (1 - h) ** (2 * steps))
+
+
+def analytic_expansivity(method, eta, rho=0.0, *, beta: float, mu: float = 0.0,
+                         quadratic: bool = False) -> np.ndarray:
+    r"""The O10 expansivity constant of one step on β-smooth f with curvature ≥ μ (NaN where none is known).
+
+    GD (Hardt, Recht & Singer 2016, Lemma 3.6/3.7): 1 − ηβμ/(β + μ) for μ > 0 and η ≤ 2/(β + μ); 1 for
+    convex f and η ≤ 2/β; 1 + ηβ otherwise. USAM: on a quadratic with spectrum in [μ, β] (``quadratic=True``)
+    exactly max(|1 − ηA(μ)|, |1 − ηA(β)|) with A = :func:`usam_curvature`, which is ≤ 1 iff ηβ(1 + ρβ) ≤ 2
+    [derived]; on any β-smooth f, w ↦ w + ρ g(w) is (1 + ρβ)-Lipschitz, hence 1 + ηA(β). ``sam``, ``ssam``,
+    ``susam``: NaN (the normalized ascent g/‖g‖ and the factor ‖g(x)‖/‖g(y)‖ have no Lipschitz constant
+    near g = 0).
+
+    Parameters
+    ----------
+    method : str or MethodSpec
+        A method of known structure.
+    eta, rho : array_like
+        Learning rate (> 0) and radius (≥ 0), broadcast together.
+    beta, mu : float
+        Smoothness β > 0 and curvature lower bound 0 ≤ μ ≤ β.
+    quadratic : bool
+        USAM's exact constant on quadratics instead of the general bound.
+
+    Returns
+    -------
+    ndarray
+    """
+    kind = _builtin_kind(method, "expansivity constants")
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    beta = float(check.as_float_array("beta", beta, positive=True))
+    mu = float(check.as_float_array("mu", mu, nonnegative=True))
+    quadratic = check.as_bool("quadratic", quadratic)
+    if mu > beta:
+        raise ValueError(f"mu must be <= beta = {beta:g}, got {mu!r}")
+    eta, rho = np.broadcast_arrays(eta, rho)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if kind == "gd":
+            general = 1.0 + eta * beta
+            convex = np.where(eta <= gd_critical_learning_rate(beta), 1.0, general)
+            if mu > 0:
+                return np.where(eta <= 2.0 / (beta + mu), 1.0 - eta * beta * mu / (beta + mu), convex)
+            return convex
+        if kind == "usam":
+            if quadratic:
+                return np.maximum(np.abs(1 - eta * usam_curvature(mu, rho)), np.abs(1 - eta * usam_curvature(beta, rho)))
+            return 1.0 + eta * usam_curvature(beta, rho)
+    return np.full(eta.shape, np.nan)
