@@ -28,7 +28,7 @@ except ImportError as error:  # pragma: no cover - hypothesis is a test dependen
     raise ImportError("samtheory.testing needs hypothesis: pip install hypothesis") from error
 
 from . import _validation as check
-from .stability._measured import critical_learning_rate, regime_map
+from .stability import critical_learning_rate, regime_map
 from .problems import Quadratic
 from .result import CONVERGED, DIVERGED, STATUS_NAMES
 
