@@ -23,7 +23,7 @@ from .. import _validation as check
 from ..datasets import make_logistic_regression
 from ..engine import simulate
 from .. import theory
-from ..methods import METHODS, resolve_method
+from ..methods import BUILTIN_METHODS, METHODS, resolve_method
 from ..problems import LogisticRegression, Problem, Quadratic
 from ..result import DIVERGED
 
@@ -264,7 +264,7 @@ def _trajectory(problem, method, eta, rho, steps, record_every, trial_seeds, bat
     return checkpoints, iterates, diverged
 
 
-def stability_experiment(data="synthetic", *, methods=tuple(METHODS), eta: float = 0.05, rho: float = 0.05,
+def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: float = 0.05, rho: float = 0.05,
                          steps: int = 1000, batch_size: int | None = 1, n_trials: int = 10,
                          record_every: int | None = None, seed: int = 0, x0=None) -> StabilityResult:
     r"""Hardt–Recht–Singer algorithmic stability of every method on S and S' (one example replaced).

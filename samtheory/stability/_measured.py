@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _validation as check
 from ..engine import simulate
-from ..methods import METHODS, resolve_method
+from ..methods import BUILTIN_METHODS, resolve_method
 from ..problems import Problem
 from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, Threshold, reasons
 from ._analytic import EDGES, analytic_critical_learning_rate
@@ -394,7 +394,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
                    divergence_steps=divergence_steps)
     if isinstance(methods, str):
-        methods = list(METHODS) if methods == "all" else [methods]
+        methods = list(BUILTIN_METHODS) if methods == "all" else [methods]
     methods = list(methods)
     if not methods:
         raise ValueError("methods must name at least one method, got an empty list")
