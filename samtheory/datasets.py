@@ -11,7 +11,23 @@ __all__ = ["make_least_squares", "make_logistic_regression"]
 
 
 def make_least_squares(n_samples: int = 200, dim: int = 10, *, noise: float = 0.1, seed: int = 0) -> LeastSquares:
-    """A = standard normal (n × d), b = A x_true + noise · N(0, 1); x_true standard normal."""
+    """A = standard normal (n × d), b = A x_true + noise · N(0, 1); x_true standard normal.
+
+    Parameters
+    ----------
+    n_samples : int, optional
+        Number of rows n, >= 1 (default 200).
+    dim : int, optional
+        Dimension d, >= 1 (default 10).
+    noise : float, optional
+        Standard deviation of the additive noise, >= 0 (default 0.1).
+    seed : int, optional
+        Seed of the NumPy generator (default 0).
+
+    Returns
+    -------
+    LeastSquares
+    """
     n_samples = as_positive_int("n_samples", n_samples)
     dim = as_positive_int("dim", dim)
     noise = float(as_float_array("noise", noise, nonnegative=True))
@@ -23,7 +39,25 @@ def make_least_squares(n_samples: int = 200, dim: int = 10, *, noise: float = 0.
 
 def make_logistic_regression(n_samples: int = 200, dim: int = 10, *, l2: float = 1e-2, label_noise: float = 0.1,
                              seed: int = 0) -> LogisticRegression:
-    """Gaussian features, labels sign(xᵀw_true) with a fraction ``label_noise`` flipped (not separable)."""
+    """Gaussian features, labels sign(xᵀw_true) with a fraction ``label_noise`` flipped (not separable).
+
+    Parameters
+    ----------
+    n_samples : int, optional
+        Number of samples n, >= 1 (default 200).
+    dim : int, optional
+        Number of features d, >= 1 (default 10).
+    l2 : float, optional
+        Ridge coefficient of the problem, >= 0 (default 1e-2).
+    label_noise : float, optional
+        Probability that a label is flipped, in [0, 0.5] (default 0.1).
+    seed : int, optional
+        Seed of the NumPy generator (default 0).
+
+    Returns
+    -------
+    LogisticRegression
+    """
     n_samples = as_positive_int("n_samples", n_samples)
     dim = as_positive_int("dim", dim)
     label_noise = float(as_float_array("label_noise", label_noise, nonnegative=True))

@@ -44,10 +44,57 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     step, exact for rotation-equivariant rules, THEORY.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
     the eigenbasis for built-in non-adaptive rules.
 
-    The batch runs in chunks of ``chunk_size`` rows (default: about 2^15 numbers per array, to stay in cache)
+    The batch runs in chunks of ``chunk_size`` rows (default: about 2^17 numbers per array, to stay in cache)
     on ``workers`` threads (default: every available core; NumPy releases the GIL in its loops). Chunks are
     independent, so the result does not depend on either: same inputs, same result, bit for bit. A user
     rule or problem must then be thread-safe (pure functions are); pass ``workers=1`` otherwise.
+
+    Parameters
+    ----------
+    problem : Problem
+        A :class:`~samtheory.problems.Problem` (``ValueError`` for anything else).
+    method : str, MethodSpec or callable
+        A registered method name (``"gd"``, ``"sam"``, ``"usam"``, ``"ssam"``, ``"susam"``, ...), a
+        :class:`~samtheory.methods.MethodSpec` or a user rule ``rule(x, grad, eta, rho, **options) -> Step``.
+    eta : array_like
+        Learning rate(s), finite and > 0; broadcasts with ``rho`` and ``seed``.
+    rho : array_like, optional
+        Radius (radii) ρ, finite and >= 0 (default 0; ignored by ``gd``).
+    steps : int
+        Number of updates T, >= 1.
+    seed : int or array_like of int, optional
+        Non-negative seed(s) of the initial point (when ``x0`` is None) and of the minibatches (default 0).
+    x0 : None or array_like, optional
+        Initial point(s): None, shape ``(d,)`` or broadcastable to ``S + (d,)``; finite.
+    adaptive : bool, optional
+        ASAM's scale-invariant ascent T = |x| (docs/theory.md §2); default False. Not with ``basis="eigen"``.
+    truncate : bool, optional
+        Truncate the renormalization factor to min(1, γ) (StableSAM methods only); default False.
+    batch_size : int or None, optional
+        Minibatch size, 1 <= ``batch_size`` <= ``problem.n_samples``, sampled without replacement each step;
+        None (default) uses the full gradient. Only for finite-sum problems.
+    record_every : int, optional
+        Record a :class:`~samtheory.result.History` every ``record_every`` steps; 0 (default) records none.
+    record_iterates : bool, optional
+        Also record the iterates in the history (needs ``record_every >= 1``); default False.
+    tol : float, optional
+        Relative gradient-norm tolerance of *converged*, > 0 (default 1e-6).
+    divergence_factor : float, optional
+        A run diverges once ‖g(x_t)‖ > ``divergence_factor · max(‖g(x_0)‖, 1)``; must be > 1 (default 1e6).
+    basis : {"auto", "eigen", "dense"}, optional
+        Coordinates in which a :class:`~samtheory.problems.Quadratic` is simulated (default ``"auto"``);
+        ``"eigen"`` needs a Quadratic.
+    chunk_size : int or None, optional
+        Rows per chunk, >= 1; None (default) chooses about 2^17 numbers per array and a chunk per worker.
+    workers : int or None, optional
+        Number of threads, >= 1; None (default) uses every available core.
+    progress : bool, optional
+        Show a tqdm progress bar over the chunks (default False).
+
+    Returns
+    -------
+    SimulationResult
+        Every field over the batch shape S (see :class:`~samtheory.result.SimulationResult`).
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")

@@ -104,6 +104,31 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     ε = ρ g/‖g‖ (``normalize``) or ρ g; with ``adaptive``, T = |x| and ε = ρ T² g/‖T g‖ or ρ T² g.
     γ = ‖g(x)‖/‖g(y)‖ (``renormalize``; with ``adaptive`` the norms are weighted, ‖T(x) g(x)‖/‖T(y) g(y)‖),
     truncated to min(1, γ) with ``truncate``; γ = 1 otherwise. A zero norm gives ε = 0 and γ = 1.
+
+    Parameters
+    ----------
+    x : ndarray
+        Iterates, shape ``(B, d)``.
+    grad : callable
+        The step's gradient oracle ``(B, d) -> (B, d)``; evaluated at x and at y.
+    eta, rho : float or ndarray
+        Learning rate and radius, scalars or arrays of shape ``(B, 1)`` (not validated here: the engine does).
+    normalize : bool
+        Normalized ascent ε = ρ g/‖g‖ (SAM) rather than ε = ρ g (USAM).
+    renormalize : bool
+        Descend along γ g(y) with γ = ‖g(x)‖/‖g(y)‖ (StableSAM) rather than g(y).
+    adaptive : bool, optional
+        ASAM's weighting T = |x| of the ascent and of γ's norms (default False).
+    truncate : bool, optional
+        Use min(1, γ) (only with ``renormalize``; default False).
+    diagnostics : bool, optional
+        Compute ‖g(y)‖ even where the rule does not need it (default False).
+
+    Returns
+    -------
+    Step
+        The new iterates, ‖g(x)‖, ‖g(y)‖ (None unless renormalizing or ``diagnostics``) and γ (None unless
+        renormalizing).
     """
     g = grad(x)
     grad_norm = _row_norm(g)
@@ -261,8 +286,18 @@ RENORMALIZED_PAIRS = tuple((spec.name, base.name) for spec in METHODS.values() i
 
 def register_method(spec: MethodSpec) -> MethodSpec:
     """Add ``spec`` to :data:`METHODS`, so that its name is accepted everywhere a method name is (the engine,
-    the stability functions, the torch optimizer when its structure is known, the CLI). Returns ``spec``.
-    A name already taken raises ``ValueError``."""
+    the stability functions, the torch optimizer when its structure is known, the CLI).
+
+    Parameters
+    ----------
+    spec : MethodSpec
+        The method to register; ``ValueError`` if it is not a :class:`MethodSpec` or its name is already taken.
+
+    Returns
+    -------
+    MethodSpec
+        ``spec`` itself.
+    """
     if not isinstance(spec, MethodSpec):
         raise ValueError(f"spec must be a samtheory MethodSpec, got {spec!r:.80}")
     if spec.name in METHODS:
@@ -274,7 +309,17 @@ def register_method(spec: MethodSpec) -> MethodSpec:
 def resolve_method(method) -> MethodSpec:
     """The :class:`MethodSpec` of ``method``: a registered name, a spec, or a user-defined rule (a callable
     ``rule(x, grad, eta, rho, **options) -> Step``, wrapped as a spec of unknown structure, unless it is the
-    rule of a registered spec). ``ValueError`` for anything else."""
+    rule of a registered spec). ``ValueError`` for anything else.
+
+    Parameters
+    ----------
+    method : str, MethodSpec or callable
+        A name in :data:`METHODS`, a spec (returned as is) or an update rule.
+
+    Returns
+    -------
+    MethodSpec
+    """
     if isinstance(method, MethodSpec):
         return method
     if isinstance(method, str):

@@ -122,6 +122,17 @@ class Quadratic(Problem):
     ``rotation`` is None (H diagonal), an orthogonal ``(d, d)`` matrix Q, or an integer seed for a random
     orthogonal Q (Haar measure). Non-adaptive methods are rotation-equivariant (THEORY.md O7), so the engine
     simulates a rotated quadratic in its eigenbasis in O(d) per step.
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        λ, a non-empty finite 1-D array of any sign (d = its length). ``beta`` = max |λ|, ``mu`` = min λ;
+        ``minimizer`` and ``f_star`` = 0 are set only when every λ >= 0.
+    rotation : None, int or array_like, optional
+        None (default: H diagonal), an integer seed of a Haar-random Q, or an orthogonal ``(d, d)`` matrix Q
+        (QᵀQ = I to 1e-10, else ``ValueError``).
+    minimizer : None or array_like, optional
+        The center x*, shape ``(d,)``; None (default) means the origin.
     """
 
     name = "quadratic"
@@ -238,7 +249,18 @@ class _FiniteSum(Problem):
 
 
 class LeastSquares(_FiniteSum):
-    r"""f(x) = (1/2n) ‖A x - b‖², minibatch f_S(x) = (1/2|S|) ‖A_S x - b_S‖²."""
+    r"""f(x) = (1/2n) ‖A x - b‖², minibatch f_S(x) = (1/2|S|) ‖A_S x - b_S‖².
+
+    ``beta`` and ``mu`` are the extreme eigenvalues of AᵀA/n (``mu`` clipped at 0); the minimizer is the
+    least-squares solution (minimum norm when A is rank deficient).
+
+    Parameters
+    ----------
+    A : array_like
+        Finite data matrix, shape ``(n, d)``.
+    b : array_like
+        Finite targets, shape ``(n,)``.
+    """
 
     name = "least_squares"
 
@@ -287,6 +309,15 @@ class LogisticRegression(_FiniteSum):
 
     β = ‖X‖₂² / (4n) + l2 and μ = l2. The minimizer is not known in closed form (None); the convex module
     computes it with CVXPY.
+
+    Parameters
+    ----------
+    X : array_like
+        Finite feature matrix, shape ``(n, d)``.
+    y : array_like
+        Labels, shape ``(n,)``, all in {0, 1} or all in {-1, 1} (0/1 labels are mapped to -1/1).
+    l2 : float, optional
+        Ridge coefficient, >= 0 (default 0).
     """
 
     name = "logistic"
@@ -331,6 +362,11 @@ class Saddle(Problem):
 
     The Hessian at the saddle is diag(a, -b); at the minima diag(a, 2b). The quartic term makes f not
     globally smooth, so ``beta`` is None.
+
+    Parameters
+    ----------
+    a, b, c : float, optional
+        Positive, finite coefficients (default 1 each).
     """
 
     name = "saddle"
@@ -377,6 +413,11 @@ class ScalarFactorization(Problem):
     r"""f(u, v) = ½ (u v - t)²: non-convex, minima on the hyperbola u v = t with sharpness u² + v².
 
     A minimal model whose sharpness changes during training (edge-of-stability experiments, THEORY.md O12).
+
+    Parameters
+    ----------
+    target : float, optional
+        The product t, > 0 and finite (default 1).
     """
 
     name = "factorization"

@@ -74,7 +74,21 @@ class Threshold:
 
 
 def reasons(shape, missing, reason: str) -> np.ndarray:
-    """An array of reasons of ``shape``: ``reason`` where ``missing``, "" elsewhere."""
+    """An array of reasons of ``shape``: ``reason`` where ``missing``, "" elsewhere.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the output.
+    missing : array_like of bool
+        Where there is no threshold; broadcasts to ``shape``.
+    reason : str
+        Why there is none.
+
+    Returns
+    -------
+    ndarray of object
+    """
     out = np.full(shape, "", dtype=object)
     out[np.broadcast_to(missing, shape)] = reason
     return out
@@ -90,6 +104,21 @@ class History:
     iterates themselves, shape ``(len(steps), *batch_shape, d)``, when ``record_iterates=True`` (else None).
     At a recorded step t, ``gamma`` and ``ascent_ratio`` describe the update from x_t (the last record, at
     step T, has no update: its entries repeat the previous record's).
+
+    Attributes
+    ----------
+    steps : ndarray of int
+        The recorded steps 0, k, 2k, ... (T included when k divides it).
+    loss, grad_norm : ndarray
+        f(x_t) and ‖g(x_t)‖ (full gradient).
+    gamma : ndarray
+        The renormalization factor γ of the update from x_t (1 where the rule does not renormalize).
+    ascent_ratio : ndarray or None
+        ‖g(y_t)‖/‖g(x_t)‖, None when the rule did not compute ‖g(y)‖.
+    distance : ndarray or None
+        ‖x_t − x*‖, None when no minimizer is known.
+    x : ndarray or None
+        The iterates, shape ``(len(steps), *batch_shape, d)``, when recorded (else None).
     """
 
     steps: np.ndarray
@@ -109,6 +138,35 @@ class SimulationResult:
     did not diverge; for a diverged one they are evaluated at the frozen iterate and may be ``inf`` (never
     NaN) where that evaluation overflows. :meth:`to_records` writes such a value as ``None`` (JSON ``null``),
     next to ``"status": "diverged"``.
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    problem : Problem
+        The problem simulated.
+    steps : int
+        Number of updates T.
+    eta, rho : ndarray
+        Learning rate and radius of each configuration, broadcast to ``shape``.
+    seed : ndarray of int
+        Seed of each configuration, broadcast to ``shape``.
+    x : ndarray
+        Final (or frozen) iterates, shape ``(*shape, d)``.
+    loss, grad_norm : ndarray
+        f and ‖g‖ at ``x`` (full gradient); ``inf`` where a diverged one overflows.
+    distance : ndarray or None
+        ‖x − x*‖, None when no minimizer is known.
+    status : ndarray of int
+        :data:`CONVERGED`, :data:`BOUNDED` or :data:`DIVERGED`.
+    diverged_at : ndarray of int
+        The step at which divergence was detected; -1 where the configuration did not diverge.
+    tol : float
+        The convergence tolerance used.
+    history : History or None
+        The recorded diagnostics, None unless ``record_every > 0``.
+    options : dict
+        The options of the run (``adaptive``, ``truncate``, ``batch_size``, ``basis``, ...).
     """
 
     method: str

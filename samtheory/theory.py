@@ -212,7 +212,13 @@ def sam_edge(eta, rho, grad_norm):
 
 @dataclass(frozen=True)
 class GammaBounds:
-    """Bounds ``lower ≤ γ ≤ upper`` on the renormalization factor γ = ‖g(x)‖/‖g(y)‖ (arrays)."""
+    """Bounds ``lower ≤ γ ≤ upper`` on the renormalization factor γ = ‖g(x)‖/‖g(y)‖ (arrays).
+
+    Attributes
+    ----------
+    lower, upper : ndarray
+        The bounds, broadcast to one shape; both 1 where γ = 1 exactly.
+    """
 
     lower: np.ndarray
     upper: np.ndarray

@@ -81,6 +81,31 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     central differences (F(x + he_i) − F(x − he_i))/(2h) with h = ``step``, by default
     ε^(1/3)·max(1, ‖x‖) ≈ 6.1e-6·max(1, ‖x‖) (error O(h²)). ``sam``, ``ssam``, ``susam`` are not
     differentiable where ∇f(x) = 0 (for ρ > 0): ``ValueError``. ``exact=True`` refuses to fall back.
+
+    Parameters
+    ----------
+    problem : Problem
+        A :class:`~samtheory.problems.Problem`; the exact Jacobian needs its ``hessian``.
+    method : str, MethodSpec or callable
+        The method (a registered name, a spec or a user rule).
+    x : array_like
+        The point, shape ``(d,)``, finite.
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, >= 0.
+    adaptive, truncate : bool, optional
+        The rule's options (default False); ``adaptive`` always uses central differences.
+    exact : bool or None, optional
+        None (default): exact where available, else central differences; True: exact or ``ValueError``;
+        False: central differences always.
+    step : float or None, optional
+        The central-difference step h, > 0; None (default) for ε^(1/3)·max(1, ‖x‖).
+
+    Returns
+    -------
+    ndarray
+        ∂F/∂x, shape ``(d, d)``.
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
@@ -135,6 +160,28 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     u_1 and (1 − ηλ_i(1 + ρλ_i/‖g_c‖))² along u_i, ‖g_c‖ = λ_1·a: a direction with λ_i = λ_1 sits exactly
     at the SAM edge (:func:`sam_edge` (η, ρ, ‖g_c‖) = λ_1). ``ssam``/``susam`` are not differentiable at x*:
     pass ``x``. Radius < 1: linearly stable. Options as in :func:`jacobian`.
+
+    Parameters
+    ----------
+    problem : Problem
+        A :class:`~samtheory.problems.Problem`; with ``x=None`` one whose ``quadratic_form`` is known.
+    method : str, MethodSpec or callable
+        The method; a user rule needs ``x``.
+    eta : float
+        Learning rate, > 0 (for SAM's default 2-cycle, ηλ_max < 2).
+    rho : float
+        Radius, >= 0.
+    x : array_like or None, optional
+        The orbit's first point, shape ``(d,)``; None (default) for the default orbit above.
+    period : int or None, optional
+        Number of steps p, >= 1; None (default) for the default orbit's period (1 when ``x`` is given).
+    adaptive, truncate, exact, step : optional
+        As in :func:`jacobian`.
+
+    Returns
+    -------
+    float
+        The spectral radius of J.
     """
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")

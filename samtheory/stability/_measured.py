@@ -38,6 +38,21 @@ class ClassificationRules:
     ``divergence_steps`` is the step budget in which the non-divergent edge is measured (None: automatic,
     ⌈ln(divergence_factor)/rtol⌉ — enough for a run whose ‖g‖ grows by a factor 1 + 2·rtol per step, as GD's
     and USAM's do at (1 + rtol) times their threshold, to be flagged; see :func:`critical_learning_rate`).
+
+    Attributes
+    ----------
+    steps : int
+        Updates T per run, >= 1 (default 2000); also the converged edge's step budget.
+    tol : float
+        Relative gradient-norm tolerance of *converged*, > 0 (default 1e-6).
+    divergence_factor : float
+        Divergence threshold factor, > 1 (default 1e6).
+    n_points : int
+        Initial points per configuration, >= 1 (default 3).
+    seed : int
+        Seed of the initial points, >= 0 (default 0).
+    divergence_steps : int or None
+        Step budget of the non-divergent edge, >= 1 (at least ``steps`` is used); None (default): automatic.
     """
 
     steps: int = 2000
@@ -80,6 +95,20 @@ def initial_points(problem: Problem, n_points: int, seed: int = 0) -> np.ndarray
     On a quadratic (Quadratic, LeastSquares): x* + Σ_i s_i c_i u_i with random signs s_i and moduli c_i
     uniform in [0.5, 1]. Otherwise ``problem.initial_point(seed + k)`` (a Gaussian draw, which has a component
     on every fixed direction with probability 1).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    n_points : int
+        Number of points, >= 1.
+    seed : int, optional
+        Seed, >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(n_points, d)``.
     """
     n_points = check.as_positive_int("n_points", n_points)
     seed = check.as_positive_int("seed", seed, minimum=0)
@@ -140,7 +169,23 @@ def aggregate_status(point_status: np.ndarray) -> np.ndarray:
 @dataclass
 class RegimeMap:
     """Status of a method over an (η, ρ) grid. ``status`` has shape (len(eta), len(rho)); ``point_status``
-    adds the initial-point axis; ``simulation`` is the underlying :class:`~samtheory.SimulationResult`."""
+    adds the initial-point axis; ``simulation`` is the underlying :class:`~samtheory.SimulationResult`.
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    eta, rho : ndarray
+        The 1-D grid axes.
+    status : ndarray of int
+        Aggregate status (see :class:`ClassificationRules`), shape ``(len(eta), len(rho))``.
+    point_status : ndarray of int
+        Status of each run, shape ``(len(eta), len(rho), n_points)``.
+    rules : ClassificationRules
+        The rules used.
+    simulation : SimulationResult
+        The underlying simulation, batch shape that of ``point_status``.
+    """
 
     method: str
     eta: np.ndarray
@@ -176,6 +221,30 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
     ``eta`` and ``rho`` are 1-D (scalars allowed); the batch is η × ρ × initial points. Classification by
     ``rules`` (:class:`ClassificationRules`; keyword arguments override its fields). ``x0``: None (the
     rules' points), a point (d,), or points (n_points, d).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta : array_like
+        Learning rates, scalar or 1-D, > 0.
+    rho : array_like
+        Radii, scalar or 1-D, >= 0.
+    rules : ClassificationRules or None, optional
+        The classification rules; None (default) for ``ClassificationRules()``.
+    steps, tol, divergence_factor, n_points, seed : optional
+        Override the fields of ``rules`` of the same name; None (default) keeps the rules' values.
+    x0 : None or array_like, optional
+        Initial points: None (default: :func:`initial_points` of the rules), a point ``(d,)`` or points
+        ``(n_points, d)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    RegimeMap
     """
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed)
     eta = np.atleast_1d(check.as_float_array("eta", eta, positive=True))
@@ -196,6 +265,19 @@ class MeasuredThreshold(Threshold):
     ``lower`` — and ``upper`` the smallest found to fail it, with upper/lower − 1 ≤ ``tolerance``; NaN where
     no edge was found (``reason`` says why). ``steps``: the step budget of the test; ``config_steps``:
     configuration-updates simulated to measure it (both edges, when measured together).
+
+    Attributes
+    ----------
+    method, edge, source, value, lower, upper, tolerance, reason, relative
+        As in :class:`~samtheory.result.Threshold`; ``tolerance`` is the bisection's ``rtol``.
+    rho : ndarray
+        The radii, 1-D; ``value`` and the bracket have its shape.
+    steps : int
+        The step budget of the edge's test.
+    rules : ClassificationRules
+        The rules used.
+    config_steps : int
+        Configuration-updates simulated.
     """
 
     rho: np.ndarray | None = None
@@ -354,6 +436,35 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
     divergence found early stays valid, and the final lower brackets are re-checked with the full budget.
     The converged edge starts from probes at fractions of the non-divergent edge. Bisection assumes one
     crossing: :func:`regime_map` shows the whole picture.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem; without ``eta_range``, one with a smoothness constant ``beta``.
+    method : str, MethodSpec or callable
+        The method.
+    rho : array_like
+        Radii, scalar or 1-D, >= 0.
+    edge : {"nondivergent", "converged"}, optional
+        The edge to measure (default ``"nondivergent"``).
+    rtol : float, optional
+        Relative tolerance of the bracket, in (0, 1) (default 1e-3).
+    eta_range : (float, float) or None, optional
+        Initial bracket (low, high) with 0 < low < high; None (default) for (10⁻⁴, 4)·2/β.
+    rules : ClassificationRules or None, optional
+        The classification rules; None (default) for ``ClassificationRules()``.
+    steps, tol, divergence_factor, divergence_steps, n_points, seed : optional
+        Override the fields of ``rules`` of the same name; None (default) keeps the rules' values.
+    x0 : None or array_like, optional
+        Initial points: None (default: :func:`initial_points` of the rules), a point ``(d,)`` or points
+        ``(n_points, d)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    MeasuredThreshold
+        One entry per ρ.
     """
     check.choice("edge", edge, EDGES)
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
@@ -390,6 +501,27 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     within ``steps`` updates — ``analytic_converged_eta``, ``empirical_converged_eta``,
     ``converged_relative_error``, ``converged_width_vs_gd``; ``steps``, ``divergence_steps``; ``note``
     (why a value is None). GD is measured too when not listed (it ignores ρ).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem (see :func:`critical_learning_rate`).
+    methods : str or sequence, optional
+        ``"all"`` (default: the built-in methods), one method, or a non-empty list of methods.
+    rhos : array_like, optional
+        Radii, >= 0 (default (0.05,)).
+    rtol, eta_range, rules, steps, tol, divergence_factor, divergence_steps, n_points, seed : optional
+        As in :func:`critical_learning_rate`.
+    x0 : None or array_like, optional
+        Initial points: None (default: :func:`initial_points` of the rules), a point ``(d,)`` or points
+        ``(n_points, d)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    list of dict
+        The rows, method by method, ρ by ρ.
     """
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
                    divergence_steps=divergence_steps)
@@ -453,7 +585,35 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
     r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
     the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
     :func:`asymptotic_rate`; NaN where ‖g‖ fell below 1e-280 (subnormal floats). ``eta``, ``rho`` broadcast;
-    ``window`` (default steps/2) must divide ``steps``."""
+    ``window`` (default steps/2) must divide ``steps``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta, rho : array_like
+        Learning rate(s) > 0 and radius (radii) >= 0; broadcast together.
+    steps : int, optional
+        Updates T, >= 1 (default 4000; overrides ``rules.steps``).
+    window : int or None, optional
+        The window w, >= 1, dividing ``steps``; None (default) for ``steps // 2``.
+    rules : ClassificationRules or None, optional
+        Supplies the initial points and tolerances; None (default) for ``ClassificationRules()``.
+    n_points, seed : optional
+        Override the fields of ``rules`` of the same name; None (default) keeps the rules' values.
+    x0 : None or array_like, optional
+        Initial points: None (default: :func:`initial_points` of the rules), a point ``(d,)`` or points
+        ``(n_points, d)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    ndarray
+        The rate, shape the broadcast of ``eta`` and ``rho``.
+    """
     steps = check.as_positive_int("steps", steps)
     window = steps // 2 if window is None else check.as_positive_int("window", window)
     if window == 0 or steps % window:
