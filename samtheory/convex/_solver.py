@@ -24,7 +24,17 @@ DEFAULT_TOLERANCE = 1e-8
 
 
 class SolverError(RuntimeError):
-    """No solver returned ``optimal``; ``status`` and ``solver`` say what each one returned."""
+    """No solver returned ``optimal``; ``status`` and ``solver`` say what each one returned.
+
+    Parameters
+    ----------
+    what : str
+        What was being solved (the start of the message).
+    solver : str
+        The solver(s) tried, joined by ``/``.
+    status : str
+        What each solver returned.
+    """
 
     def __init__(self, what: str, solver: str, status: str):
         self.what, self.solver, self.status = what, solver, status

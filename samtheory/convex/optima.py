@@ -37,6 +37,27 @@ class Optimum:
     ``status`` is the solver's status (always ``"optimal"``: anything else raises :class:`SolverError`).
     ``solver_f_star`` is the solver's own objective value; ``f_star`` is the problem's ``loss`` at ``x_star``
     (after polishing, if any). ``grad_norm`` is ‖∇f(x_star)‖ (None with constraints, where it need not be 0).
+
+    Attributes
+    ----------
+    x_star : ndarray
+        The minimizer, shape ``(d,)``.
+    f_star : float
+        ``problem.loss(x_star)``.
+    solver : str
+        The solver whose answer this is (``"CLARABEL"`` or ``"SCS"``).
+    status : str
+        The solver's status, ``"optimal"``.
+    solve_seconds : float
+        Wall time of the CVXPY solve.
+    solver_f_star : float
+        The solver's objective value.
+    grad_norm : float or None
+        ‖∇f(x_star)‖, None with constraints.
+    newton_steps : int
+        Newton steps taken by the polish (0 without).
+    constrained : bool
+        Whether a box or ball constraint was imposed.
     """
 
     x_star: np.ndarray
@@ -115,6 +136,23 @@ def solve(problem: Problem, *, lower=None, upper=None, radius=None, solver: str 
     Least squares: min (1/2n)‖Ax − b‖²; logistic: min (1/n) Σ log(1 + exp(−yᵢ xᵢᵀw)) + (l2/2)‖w‖²;
     quadratic: min ½(x − c)ᵀH(x − c). ``solver`` is ``"CLARABEL"``, ``"SCS"`` or None (the first installed).
     Raises :class:`SolverError` (with the status) unless the solver reports ``optimal``.
+
+    Parameters
+    ----------
+    problem : LeastSquares, LogisticRegression or Quadratic
+        The problem; a Quadratic must be convex (``ValueError`` otherwise).
+    lower, upper : None, float or array_like, optional
+        Box bounds, numbers or shape ``(d,)``, with ``lower <= upper``; None (default) for none.
+    radius : None or float, optional
+        Ball constraint ‖x‖₂ ≤ ``radius``, > 0; None (default) for none.
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver (any case); None (default) tries the installed ones in that order.
+    polish : bool, optional
+        Newton-polish an unconstrained solution (default True).
+
+    Returns
+    -------
+    Optimum
     """
     if not isinstance(polish, (bool, np.bool_)):
         raise ValueError(f"polish must be True or False, got {polish!r}")
@@ -140,7 +178,21 @@ def attach_optimum(problem: Problem, optimum: Optimum | None = None, *, solver: 
     """Set ``problem.minimizer`` and ``problem.f_star`` from the unconstrained optimum (computed if not given).
 
     Afterwards ``samtheory.simulate(problem, ...)`` reports ``distance`` ‖x_T − x*‖ and ``suboptimality``
-    f(x_T) − f*. Returns the optimum used.
+    f(x_T) − f*.
+
+    Parameters
+    ----------
+    problem : Problem
+        A problem :func:`solve` accepts; modified in place.
+    optimum : Optimum or None, optional
+        An unconstrained optimum of ``problem`` with ``x_star`` of shape ``(d,)``; None (default) solves for it.
+    solver : str or None, optional
+        The solver, when ``optimum`` is None (as in :func:`solve`).
+
+    Returns
+    -------
+    Optimum
+        The optimum used.
     """
     if optimum is None:
         optimum = solve(problem, solver=solver)

@@ -102,6 +102,15 @@ class Vector:
 
     Supports ``u + v``, ``u - v``, ``-u``, ``a * u``, ``u * a`` and ``u / a`` for real ``a``; nothing else
     (no norms, no inner products: a method that needs them is not a fixed-step method).
+
+    Vectors are made by the PEP functions while they trace a method, not by users.
+
+    Parameters
+    ----------
+    tape : _Tape
+        The trace this vector belongs to (its basis).
+    coef : dict of int to float
+        Coefficient of each basis vector.
     """
 
     __slots__ = ("_tape", "_coef")
@@ -149,7 +158,26 @@ class Vector:
 
 
 def gradient_descent(x0: Vector, gradient: Callable[[Vector], Vector], eta: float, rho: float, steps: int) -> Vector:
-    """GD: x_{k+1} = x_k − η g(x_k) (``rho`` unused)."""
+    """GD: x_{k+1} = x_k − η g(x_k) (``rho`` unused).
+
+    Parameters
+    ----------
+    x0 : Vector
+        The symbolic starting point.
+    gradient : callable
+        ``gradient(point) -> Vector``, the symbolic gradient oracle.
+    eta : float
+        Learning rate.
+    rho : float
+        Radius (unused).
+    steps : int
+        Number of iterations N.
+
+    Returns
+    -------
+    Vector
+        x_N.
+    """
     x = x0
     for _ in range(steps):
         x = x - eta * gradient(x)
@@ -157,7 +185,26 @@ def gradient_descent(x0: Vector, gradient: Callable[[Vector], Vector], eta: floa
 
 
 def unnormalized_sam(x0: Vector, gradient: Callable[[Vector], Vector], eta: float, rho: float, steps: int) -> Vector:
-    """USAM: y_k = x_k + ρ g(x_k), x_{k+1} = x_k − η g(y_k) (Andriushchenko & Flammarion 2022)."""
+    """USAM: y_k = x_k + ρ g(x_k), x_{k+1} = x_k − η g(y_k) (Andriushchenko & Flammarion 2022).
+
+    Parameters
+    ----------
+    x0 : Vector
+        The symbolic starting point.
+    gradient : callable
+        ``gradient(point) -> Vector``, the symbolic gradient oracle.
+    eta : float
+        Learning rate.
+    rho : float
+        Radius.
+    steps : int
+        Number of iterations N.
+
+    Returns
+    -------
+    Vector
+        x_N.
+    """
     x = x0
     for _ in range(steps):
         y = x + rho * gradient(x)
@@ -270,6 +317,37 @@ class PEPResult:
     ``solve_seconds`` is the wall time of the CVXPY solve (canonicalization included); ``solver_seconds`` the
     solver's own time; ``gram_rank`` the numerical rank of the optimal Gram matrix (the dimension of a
     worst-case function); ``n_gradients`` the number of gradient evaluations K.
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    L, mu : float
+        The function class: L-smooth, μ-strongly convex (μ may be negative for :func:`usam_descent_worst_case`).
+    eta, rho : float
+        Learning rate and radius.
+    steps : int
+        Iterations N.
+    metric : str
+        A key of :data:`METRICS`, or ``"descent_ratio"`` / ``"expansivity"`` for the one-step programs.
+    R : float
+        Bound on ‖x_0 − x*‖.
+    worst_case : float
+        The SDP's optimal value.
+    solver, status : str
+        The certifying solver and its status (``"optimal"``).
+    solve_seconds : float
+        Wall time of the CVXPY solve.
+    solver_seconds : float or None
+        The solver's own time, None if it reports none.
+    n_gradients : int
+        Gradient evaluations K.
+    gram_rank : int
+        Numerical rank of the optimal Gram matrix.
+    gram : ndarray
+        The optimal Gram matrix G.
+    function_values : ndarray
+        The optimal function values F.
     """
 
     method: str
@@ -323,6 +401,32 @@ def worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: float, rho: floa
     0 < h ≤ 1, the function-value worst case is L R²/(4Nh + 2) (Drori & Teboulle 2014; THEORY.md O9).
     Raises ``ValueError`` for ``sam``/``ssam``/``susam`` (no exact PEP) and :class:`SolverError` unless the
     solver reports ``optimal``.
+
+    Parameters
+    ----------
+    method : str, MethodSpec or callable
+        ``"gd"``, ``"usam"`` (or a spec of that structure) or a fixed-step
+        ``algorithm(x0, gradient, eta, rho, steps) -> x_N``.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    mu : float, optional
+        Strong-convexity constant, 0 <= mu < L (default 0: convex).
+    eta : float
+        Learning rate, > 0.
+    rho : float, optional
+        Radius, >= 0 (default 0).
+    steps : int
+        Iterations N, >= 1.
+    metric : str, optional
+        A key of :data:`METRICS` (default ``"function_value"``).
+    R : float, optional
+        Bound on ‖x_0 − x*‖, > 0 (default 1).
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver; None (default) tries the installed ones in that order.
+
+    Returns
+    -------
+    PEPResult
     """
     name, algorithm = _program(method)
     L, mu = _check_class(L, mu)
@@ -353,7 +457,29 @@ def worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: float, rho: floa
 
 @dataclass(frozen=True)
 class PEPSweep:
-    """:func:`worst_case` over a broadcast grid: every array has the broadcast shape of (eta, rho, steps)."""
+    """:func:`worst_case` over a broadcast grid: every array has the broadcast shape of (eta, rho, steps).
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    L, mu : float
+        The function class.
+    metric : str
+        A key of :data:`METRICS`.
+    R : float
+        Bound on ‖x_0 − x*‖.
+    eta, rho : ndarray
+        Learning rates and radii.
+    steps : ndarray of int
+        Iterations N.
+    worst_case : ndarray
+        The worst cases.
+    solve_seconds : ndarray
+        Wall time of each solve.
+    solver, status : str
+        The solver and status of the last solve (every solve is ``"optimal"``, else it raises).
+    """
 
     method: str
     L: float
@@ -371,7 +497,35 @@ class PEPSweep:
 
 def worst_case_sweep(method, *, L: float = 1.0, mu: float = 0.0, eta, rho=0.0, steps, metric: str = "function_value",
                      R: float = 1.0, solver: str | None = None, progress: bool = False) -> PEPSweep:
-    """:func:`worst_case` at every point of the broadcast grid of ``eta``, ``rho`` and ``steps`` (one SDP each)."""
+    """:func:`worst_case` at every point of the broadcast grid of ``eta``, ``rho`` and ``steps`` (one SDP each).
+
+    Parameters
+    ----------
+    method : str, MethodSpec or callable
+        As in :func:`worst_case`.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    mu : float, optional
+        Strong-convexity constant, 0 <= mu < L (default 0: convex).
+    eta : array_like
+        Learning rates, > 0.
+    rho : array_like, optional
+        Radii, >= 0 (default 0).
+    steps : int or array_like of int
+        Iterations N, >= 1.
+    metric : str, optional
+        A key of :data:`METRICS` (default ``"function_value"``).
+    R : float, optional
+        Bound on ‖x_0 − x*‖, > 0 (default 1).
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver; None (default) tries the installed ones in that order.
+    progress : bool, optional
+        Show a tqdm progress bar (default False).
+
+    Returns
+    -------
+    PEPSweep
+    """
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     steps_array = np.asarray(steps)
@@ -395,7 +549,19 @@ def worst_case_sweep(method, *, L: float = 1.0, mu: float = 0.0, eta, rho=0.0, s
 
 def usam_quadratic_threshold(rho, *, L: float = 1.0) -> np.ndarray:
     """2/(L(1 + ρL)): USAM converges on every quadratic with spectrum in [0, L] iff η is below it (O2); this is
-    :func:`samtheory.theory.usam_critical_learning_rate` at λ_max = L, the quadratic reference of the PEP regime."""
+    :func:`samtheory.theory.usam_critical_learning_rate` at λ_max = L, the quadratic reference of the PEP regime.
+
+    Parameters
+    ----------
+    rho : array_like
+        Radius (radii), >= 0.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+
+    Returns
+    -------
+    ndarray
+    """
     return theory.usam_critical_learning_rate(L, rho)
 
 
@@ -409,6 +575,35 @@ class PEPThreshold(Threshold):
     says whether |value − quadratic_eta| ≤ tolerance. ``solver`` names the solver(s) that certified the solves.
     ``scan_eta`` and ``scan_decreasing`` are the coarse upward scan that located the bracket (it stops at the
     first η where the worst case no longer decreases, so ``value`` is the first such edge).
+
+    Attributes
+    ----------
+    method, edge, source, value, lower, upper, tolerance, reason, relative
+        As in :class:`~samtheory.result.Threshold`; ``tolerance`` is ``xtol``, scalars here.
+    L, mu : float
+        The function class.
+    rho : float
+        The radius.
+    steps : int
+        N: the test compares W(N + 1) with W(N).
+    metric : str
+        A key of :data:`METRICS`.
+    quadratic_eta : float
+        2/(L(1 + ρL)) (2/L for GD).
+    agree : bool
+        Whether |value − quadratic_eta| ≤ tolerance.
+    relative_difference : float
+        (value − quadratic_eta)/quadratic_eta.
+    scan_eta : ndarray
+        The learning rates of the coarse scan.
+    scan_decreasing : ndarray of bool
+        Whether the worst case decreased at each.
+    n_solves : int
+        SDPs solved.
+    rtol : float
+        The relative decrease required.
+    solver : str
+        The solver(s) used, joined by ``+``.
     """
 
     L: float = 1.0
@@ -456,6 +651,35 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
     from counting as a decrease.
     The result is set beside the quadratic threshold 2/(L(1 + ρL)) of THEORY.md O2; whether they agree is
     measured, not assumed.
+
+    Parameters
+    ----------
+    method : str, MethodSpec or callable, optional
+        As in :func:`worst_case` (default ``"usam"``).
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    mu : float, optional
+        Strong-convexity constant, 0 <= mu < L (default 0: convex).
+    rho : float, optional
+        Radius, >= 0 (default 0).
+    steps : int, optional
+        N, >= 1 (default 5).
+    metric : str, optional
+        A key of :data:`METRICS` (default ``"function_value"``).
+    eta_max : float or None, optional
+        Top of the scan, > 0; None (default) for 4/L. ``ValueError`` if the worst case still decreases there.
+    n_scan : int, optional
+        Learning rates in the scan, >= 2 (default 12).
+    xtol : float, optional
+        Absolute width of the final bracket, > 0 (default 1e-3).
+    rtol : float, optional
+        Relative decrease that counts, >= 0 (default 1e-5).
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver; None (default) tries the installed ones in that order.
+
+    Returns
+    -------
+    PEPThreshold
     """
     name, algorithm = _program(method)
     L, mu = _check_class(L, mu)
@@ -512,6 +736,22 @@ def usam_descent_worst_case(rho: float, *, beta: float = 1.0, mu: float = 0.0, s
     ``mu = -beta``: every β-smooth f, where f = −β‖x‖²/2 attains 1 − ρβ. Solved as the SDP
     min ⟨g_y, g_x⟩ s.t. ‖g_x‖² = 1 with the interpolation conditions of F_{μ,β} at x and y (the same
     conditions hold for μ < 0: Rotaru, Glineur & Patrinos 2022). ``worst_case`` is that minimum ratio.
+
+    Parameters
+    ----------
+    rho : float
+        Radius, >= 0.
+    beta : float, optional
+        Smoothness β, > 0 (default 1).
+    mu : float, optional
+        Curvature lower bound, -β <= mu < β (default 0: convex).
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver; None (default) tries the installed ones in that order.
+
+    Returns
+    -------
+    PEPResult
+        ``metric="descent_ratio"``.
     """
     rho = _scalar("rho", rho, nonnegative=True)
     beta, mu = _check_class(beta, mu, allow_nonconvex=True)
@@ -537,6 +777,26 @@ def expansivity_worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: floa
     sup ‖G(w) − G(w')‖ / ‖w − w'‖ = √(max ‖G(w) − G(w')‖² s.t. ‖w − w'‖² ≤ 1), an SDP with the interpolation
     conditions at w, w' and every extrapolated point (uniform stability, THEORY.md O10; Hardt, Recht & Singer
     2016). For GD it is max(|1 − ηL|, |1 − ημ|). ``worst_case`` is the Lipschitz constant (not its square).
+
+    Parameters
+    ----------
+    method : str, MethodSpec or callable
+        As in :func:`worst_case`.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    mu : float, optional
+        Strong-convexity constant, 0 <= mu < L (default 0: convex).
+    eta : float
+        Learning rate, > 0.
+    rho : float, optional
+        Radius, >= 0 (default 0).
+    solver : {"CLARABEL", "SCS"} or None, optional
+        The solver; None (default) tries the installed ones in that order.
+
+    Returns
+    -------
+    PEPResult
+        ``metric="expansivity"``.
     """
     name, algorithm = _program(method)
     L, mu = _check_class(L, mu)

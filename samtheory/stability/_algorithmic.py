@@ -34,7 +34,24 @@ __all__ = ["Expansivity", "spectral_expansivity", "expansivity", "StabilitySplit
 # -- expansivity ---------------------------------------------------------------------------------------------
 def spectral_expansivity(problem: Quadratic, method: str, eta, rho=0.0) -> np.ndarray:
     r"""Exact Lipschitz constant of the (linear) one-step map on a quadratic: ‖I − ηH − ηρH²‖₂ for USAM,
-    ‖I − ηH‖₂ for GD, from the eigenvalues λ_i (max_i |1 − ηλ_i(1 + ρλ_i)|). Broadcasts over η and ρ."""
+    ‖I − ηH‖₂ for GD, from the eigenvalues λ_i (max_i |1 − ηλ_i(1 + ρλ_i)|). Broadcasts over η and ρ.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The quadratic (``ValueError`` for any other problem).
+    method : str or MethodSpec
+        A method with the structure of ``gd`` or ``usam`` (linear one-step maps).
+    eta : array_like
+        Learning rate(s), > 0.
+    rho : array_like, optional
+        Radius (radii), >= 0 (default 0; ignored for ``gd``).
+
+    Returns
+    -------
+    ndarray
+        Shape the broadcast of ``eta`` and ``rho``.
+    """
     if not isinstance(problem, Quadratic):
         raise ValueError(f"problem must be a Quadratic for the spectral expansivity, got {problem!r}")
     kind = resolve_method(method).kind
@@ -54,6 +71,25 @@ class Expansivity:
     ``measured``: max over ``n_pairs`` sampled pairs of ‖G(w) − G(w')‖/‖w − w'‖ (a lower bound on the
     Lipschitz constant); ``exact``: the spectral value on a quadratic for ``gd``/``usam`` (None otherwise);
     ``analytic``: :func:`samtheory.theory.analytic_expansivity` with the problem's β and μ (NaN where O10 gives none).
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    eta, rho : ndarray
+        Learning rates and radii, broadcast together.
+    measured : ndarray
+        The largest sampled ratio.
+    exact : ndarray or None
+        The spectral value (quadratics, ``gd``/``usam``), else None.
+    analytic : ndarray
+        The O10 constant, NaN where none is known.
+    n_pairs : int
+        Sampled pairs per (η, ρ).
+    radius : float
+        Radius of the sampling ball.
+    beta, mu : float
+        The problem's smoothness (NaN if unknown) and curvature lower bound (0 if unknown or negative).
     """
 
     method: str
@@ -83,6 +119,29 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     Pairs: w uniform in the ball of ``radius`` around ``center`` (default: the problem's minimizer, else 0),
     w' = w + δ u with u a uniform direction and δ log-uniform in [1e-4, 1]·radius (near and far pairs). All
     pairs and all (η, ρ) run as one batch through the method's update rule. Same seed, same result.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta : array_like
+        Learning rate(s), > 0.
+    rho : array_like, optional
+        Radius (radii), >= 0 (default 0); broadcasts with ``eta``.
+    n_pairs : int, optional
+        Number of pairs, >= 1 (default 512).
+    radius : float, optional
+        Radius of the sampling ball, > 0 (default 1).
+    center : None or array_like, optional
+        Center of the ball, shape ``(d,)``; None (default): the minimizer if known, else 0.
+    seed : int, optional
+        Non-negative seed of the pairs (default 0).
+
+    Returns
+    -------
+    Expansivity
     """
     spec = resolve_method(method)
     name, rule = spec.name, spec.rule
@@ -133,7 +192,17 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
 @dataclass(frozen=True)
 class StabilitySplit:
     """Training sets S (``train``) and S' (``perturbed``: S with example ``replaced_index`` replaced by a fresh
-    draw) and a held-out ``test`` set, all :class:`~samtheory.problems.LogisticRegression` with one ``l2``."""
+    draw) and a held-out ``test`` set, all :class:`~samtheory.problems.LogisticRegression` with one ``l2``.
+
+    Attributes
+    ----------
+    name : str
+        The data set's name (``"synthetic"``, ``"breast_cancer"``).
+    train, perturbed, test : LogisticRegression
+        S, S' and the test set.
+    replaced_index : int
+        The example of S replaced in S'.
+    """
 
     name: str
     train: LogisticRegression
@@ -156,7 +225,27 @@ def _split(name, X, y, n_train, l2, replaced_index):
 
 def synthetic_split(n_samples: int = 200, dim: int = 10, *, l2: float = 1e-2, label_noise: float = 0.1,
                     n_test: int = 1000, replaced_index: int = 0, seed: int = 0) -> StabilitySplit:
-    """S, S' and a test set from one draw of :func:`samtheory.datasets.make_logistic_regression` (one w_true)."""
+    """S, S' and a test set from one draw of :func:`samtheory.datasets.make_logistic_regression` (one w_true).
+
+    Parameters
+    ----------
+    n_samples : int, optional
+        Size n of S, >= 2 (default 200).
+    dim : int, optional
+        Number of features, >= 1 (default 10).
+    l2, label_noise : float, optional
+        As in :func:`~samtheory.datasets.make_logistic_regression` (defaults 1e-2 and 0.1).
+    n_test : int, optional
+        Size of the test set, >= 1 (default 1000).
+    replaced_index : int, optional
+        The example replaced in S', in [0, n) (default 0).
+    seed : int, optional
+        Seed of the draw (default 0).
+
+    Returns
+    -------
+    StabilitySplit
+    """
     n_samples = check.as_positive_int("n_samples", n_samples, minimum=2)
     n_test = check.as_positive_int("n_test", n_test)
     data = make_logistic_regression(n_samples + 1 + n_test, dim, l2=l2, label_noise=label_noise, seed=seed)
@@ -167,7 +256,23 @@ def breast_cancer_split(n_train: int = 400, *, l2: float = 1e-2, replaced_index:
                         seed: int = 0) -> StabilitySplit:
     """scikit-learn's breast-cancer data (569 × 30, shipped with the package, no download), features
     standardized (mean and scale of the whole set), rows shuffled by ``seed``; ``n_train`` rows form S, the
-    next one replaces example ``replaced_index`` in S', the rest is the test set."""
+    next one replaces example ``replaced_index`` in S', the rest is the test set.
+
+    Parameters
+    ----------
+    n_train : int, optional
+        Size n of S, in [2, 567] (default 400).
+    l2 : float, optional
+        Ridge coefficient, >= 0 (default 1e-2).
+    replaced_index : int, optional
+        The example replaced in S', in [0, n) (default 0).
+    seed : int, optional
+        Seed of the shuffle (default 0).
+
+    Returns
+    -------
+    StabilitySplit
+    """
     try:
         from sklearn.datasets import load_breast_cancer
     except ImportError:
@@ -200,6 +305,41 @@ class StabilityResult:
     L = ``lipschitz`` (see ``lipschitz_how``); they are proven for ``gd`` (SGD) with η ≤ 2/``beta_max`` only
     (``bound_applies``). ``lipschitz_measured`` is the largest per-example gradient norm seen at the
     recorded iterates (≤ L).
+
+    Attributes
+    ----------
+    data : str
+        The data set's name.
+    methods : tuple of str
+        The methods, in the order of the first axis.
+    steps : ndarray of int
+        The recorded steps (the last one included).
+    eta, rho : float
+        Learning rate and radius.
+    batch_size : int or None
+        Minibatch size (None: full batch).
+    n_samples : int
+        Size n of S.
+    n_trials : int
+        Number of trials.
+    divergence, loss_difference, generalization_gap : ndarray
+        Means over the non-diverged trials, shape ``(len(methods), len(steps))`` (NaN where all diverged).
+    parameter_bound, stability_bound : ndarray
+        SGD's HRS bounds, shape ``(len(steps),)``.
+    lipschitz : float
+        The Lipschitz bound L used by the bounds.
+    lipschitz_measured : float
+        The largest per-example gradient norm seen.
+    lipschitz_how : str
+        How L was computed, with its terms.
+    beta_max : float
+        max_i ‖x_i‖²/4 + l2, the per-example smoothness bound.
+    bound_applies : bool
+        Whether η ≤ 2/``beta_max`` (where the bounds are proven, for ``gd``).
+    n_diverged : ndarray of int
+        Diverged trials per method (on S or S').
+    divergence_trials, loss_difference_trials, generalization_gap_trials : ndarray
+        Per trial, shape ``(len(methods), len(steps), n_trials)``.
     """
 
     data: str
@@ -278,6 +418,33 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
     The Lipschitz constant of the per-example objective over the visited region is bounded as
     L = max_i ‖x_i‖ + l2 · max_t ‖w_t‖: the logistic part has gradient σ(·) y_i x_i with σ ∈ (0, 1), the L2
     part l2·w, and max_t ‖w_t‖ is taken over every recorded iterate of every method, trial and data set.
+
+    Parameters
+    ----------
+    data : str or StabilitySplit, optional
+        A name in :data:`DATASETS` (default ``"synthetic"``) or a split.
+    methods : str or sequence of str, optional
+        Registered method names, at least one (default: the built-in methods).
+    eta : float, optional
+        Learning rate, > 0 (default 0.05).
+    rho : float, optional
+        Radius, >= 0 (default 0.05).
+    steps : int, optional
+        Updates T, >= 1 (default 1000).
+    batch_size : int or None, optional
+        Minibatch size (default 1: SGD); None for full-batch gradients.
+    n_trials : int, optional
+        Number of trials, >= 1 (default 10).
+    record_every : int or None, optional
+        Recording interval, >= 1; None (default) for ``max(1, steps // 20)``.
+    seed : int, optional
+        Non-negative seed of the trials' minibatch seeds (default 0).
+    x0 : None or array_like, optional
+        Initial point, shape ``(d,)``; None (default) for 0.
+
+    Returns
+    -------
+    StabilityResult
     """
     if isinstance(data, str):
         check.choice("data", data, tuple(DATASETS))
