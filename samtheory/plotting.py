@@ -86,6 +86,22 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.4, width: float 
 
     Call it inside :func:`style` (fonts and line widths are read when artists are created). ``subplot_kw`` goes
     to :meth:`Figure.subplots` (``sharex``, ``gridspec_kw``, ...).
+
+    Parameters
+    ----------
+    nrows, ncols : int, optional
+        Grid of axes (default 1 × 1).
+    height : float, optional
+        Height in inches (default 2.4).
+    width : float, optional
+        Width in inches (default :data:`COLUMN_WIDTH`, one paper column).
+    **subplot_kw
+        Passed to :meth:`Figure.subplots`.
+
+    Returns
+    -------
+    (Figure, Axes or ndarray of Axes)
+        The axes squeezed as by :meth:`Figure.subplots`.
     """
     fig = blank_figure(height=height, width=width)
     axes = fig.subplots(nrows, ncols, squeeze=True, **subplot_kw)
@@ -93,14 +109,41 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float = 2.4, width: float 
 
 
 def blank_figure(*, height: float = 2.4, width: float = COLUMN_WIDTH) -> Figure:
-    """A constrained-layout Figure on an Agg canvas with no axes (lay them out with ``add_gridspec``)."""
+    """A constrained-layout Figure on an Agg canvas with no axes (lay them out with ``add_gridspec``).
+
+    Parameters
+    ----------
+    height : float, optional
+        Height in inches (default 2.4).
+    width : float, optional
+        Width in inches (default :data:`COLUMN_WIDTH`, one paper column).
+
+    Returns
+    -------
+    Figure
+    """
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def method_style(method: str, *, marker: bool = False, line: bool = True) -> dict:
-    """Keyword arguments (colour, label, line style, marker) for plotting ``method`` consistently."""
+    """Keyword arguments (colour, label, line style, marker) for plotting ``method`` consistently.
+
+    Parameters
+    ----------
+    method : str
+        A built-in method name (``ValueError`` otherwise).
+    marker : bool, optional
+        Add the method's marker (default False; always added when ``line`` is False).
+    line : bool, optional
+        Draw the method's line style (default True); False gives ``linestyle="none"``.
+
+    Returns
+    -------
+    dict
+        ``color``, ``label``, ``linestyle`` and, when asked, ``marker``.
+    """
     if method not in METHOD_COLORS:
         raise ValueError(f"method must be one of {', '.join(METHOD_ORDER)}, got {method!r}")
     kwargs = {"color": METHOD_COLORS[method], "label": METHOD_LABELS[method]}
@@ -111,7 +154,19 @@ def method_style(method: str, *, marker: bool = False, line: bool = True) -> dic
 
 
 def matplotlib_handle(method: str, **kwargs):
-    """A legend handle (line and marker) for ``method``, for figure-level legends."""
+    """A legend handle (line and marker) for ``method``, for figure-level legends.
+
+    Parameters
+    ----------
+    method : str
+        A built-in method name.
+    **kwargs
+        Overrides of the :class:`~matplotlib.lines.Line2D` properties.
+
+    Returns
+    -------
+    matplotlib.lines.Line2D
+    """
     from matplotlib.lines import Line2D
 
     return Line2D([], [], **{**method_style(method, marker=True), **kwargs})
@@ -119,7 +174,22 @@ def matplotlib_handle(method: str, **kwargs):
 
 def shades(method: str, n: int, lightest: float = 0.65) -> list:
     """``n`` shades of ``method``'s colour, from a light tint (mixed with ``lightest`` white) to the colour
-    itself, for a family of curves of one method (several ρ or N)."""
+    itself, for a family of curves of one method (several ρ or N).
+
+    Parameters
+    ----------
+    method : str
+        A built-in method name.
+    n : int
+        Number of shades.
+    lightest : float, optional
+        Fraction of white in the lightest shade, in [0, 1] (default 0.65).
+
+    Returns
+    -------
+    list of tuple
+        RGB colours, lightest first.
+    """
     from matplotlib.colors import to_rgb
 
     base = np.array(to_rgb(METHOD_COLORS[method]))
@@ -142,12 +212,34 @@ def status_handles():
 
 
 def panel_label(ax, letter: str, text: str = "", *, fontsize: float = 6.5) -> None:
-    """A panel title, "(a) text", left-aligned above the axes (outside the data area)."""
+    """A panel title, "(a) text", left-aligned above the axes (outside the data area).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The panel.
+    letter : str
+        The panel's letter.
+    text : str, optional
+        The title after the letter (default none).
+    fontsize : float, optional
+        Font size in points (default 6.5).
+    """
     ax.set_title(f"({letter}) {text}".rstrip(), loc="left", fontsize=fontsize)
 
 
 def pixel_size(figsize) -> tuple[int, int]:
-    """``(width, height)`` in pixels of a PNG saved by :func:`save` from a figure of ``figsize`` inches."""
+    """``(width, height)`` in pixels of a PNG saved by :func:`save` from a figure of ``figsize`` inches.
+
+    Parameters
+    ----------
+    figsize : (float, float)
+        Width and height in inches.
+
+    Returns
+    -------
+    (int, int)
+    """
     width, height = figsize
     return int(round(width * DPI)), int(round(height * DPI))
 
@@ -157,6 +249,20 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
 
     No ``bbox_inches="tight"``: the constrained layout already fits, and the PNG keeps its exact pixel size
     (:func:`pixel_size`). PDF metadata carries no creation date, so reruns give identical files.
+
+    Parameters
+    ----------
+    fig : Figure
+        The figure.
+    out_dir : str or path-like
+        The directory (created if missing).
+    name : str
+        The file name without extension.
+
+    Returns
+    -------
+    list of Path
+        The PNG and the PDF.
     """
     import logging
 
@@ -176,7 +282,15 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
 
 
 def plain_log_ticks(axis, ticks) -> None:
-    """Fixed, plainly written ticks (e.g. 1, 2, 4, 8) on a log ``axis`` spanning less than a few decades."""
+    """Fixed, plainly written ticks (e.g. 1, 2, 4, 8) on a log ``axis`` spanning less than a few decades.
+
+    Parameters
+    ----------
+    axis : matplotlib.axis.Axis
+        E.g. ``ax.xaxis``.
+    ticks : sequence of float
+        The tick positions.
+    """
     from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator, ScalarFormatter
 
     axis.set_major_locator(FixedLocator(ticks))
@@ -186,7 +300,22 @@ def plain_log_ticks(axis, ticks) -> None:
 
 
 def finite_segment(steps, values, diverged_at):
-    """The part of a recorded curve before divergence (``diverged_at`` < 0: all of it)."""
+    """The part of a recorded curve before divergence (``diverged_at`` < 0: all of it).
+
+    Parameters
+    ----------
+    steps : array_like
+        The recorded steps.
+    values : array_like
+        The recorded values, same length.
+    diverged_at : int or None
+        The divergence step; None or < 0 keeps the whole curve.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The steps and values up to ``diverged_at`` included.
+    """
     steps, values = np.asarray(steps), np.asarray(values)
     if diverged_at is None or diverged_at < 0:
         return steps, values

@@ -43,6 +43,20 @@ def spectra(*, min_value: float = 1e-2, max_value: float = 1e2, min_dim: int = 1
     """Strategy: eigenvalues in [min_value, max_value], log-uniform, sorted in decreasing order (λ_max first).
 
     ``max_condition`` bounds λ_max/λ_min (well-conditioned draws converge in few steps).
+
+    Parameters
+    ----------
+    min_value, max_value : float, optional
+        Range of the eigenvalues, 0 < min_value <= max_value (defaults 1e-2 and 1e2).
+    min_dim, max_dim : int, optional
+        Range of the dimension, 1 <= min_dim <= max_dim (defaults 1 and 20).
+    max_condition : float or None, optional
+        Largest λ_max/λ_min, >= 1; None (default) for no bound.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of 1-D float arrays.
     """
     if not 0 < min_value <= max_value:
         raise ValueError(f"need 0 < min_value <= max_value, got {min_value!r}, {max_value!r}")
@@ -67,7 +81,20 @@ def spectra(*, min_value: float = 1e-2, max_value: float = 1e2, min_dim: int = 1
 def quadratics(eigenvalues=None, *, rotated=None):
     """Strategy: a :class:`~samtheory.problems.Quadratic` with a spectrum from ``eigenvalues`` (default
     :func:`spectra`), diagonal or rotated by a random orthogonal matrix (``rotated``: a boolean strategy,
-    default both)."""
+    default both).
+
+    Parameters
+    ----------
+    eigenvalues : SearchStrategy or None, optional
+        Strategy of spectra; None (default) for ``spectra()``.
+    rotated : SearchStrategy or None, optional
+        Strategy of booleans; None (default) for ``st.booleans()``.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`~samtheory.problems.Quadratic`.
+    """
     eigenvalues = spectra() if eigenvalues is None else eigenvalues
     rotated = st.booleans() if rotated is None else rotated
 
@@ -80,7 +107,18 @@ def quadratics(eigenvalues=None, *, rotated=None):
 
 
 def radii(min_value: float = 0.0, max_value: float = 1.0):
-    """Strategy: radii ρ in [min_value, max_value] (0 included: every method is GD there)."""
+    """Strategy: radii ρ in [min_value, max_value] (0 included: every method is GD there).
+
+    Parameters
+    ----------
+    min_value, max_value : float, optional
+        The range, 0 <= min_value <= max_value (defaults 0 and 1).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of floats.
+    """
     if not 0 <= min_value <= max_value:
         raise ValueError(f"need 0 <= min_value <= max_value, got {min_value!r}, {max_value!r}")
     return st.floats(min_value, max_value, allow_nan=False, allow_infinity=False)
@@ -97,7 +135,22 @@ class NearThreshold(NamedTuple):
 
 def near_threshold(threshold: Callable[[float], float], *, rho=None, delta: float = 1e-2):
     """Strategy: :class:`NearThreshold` (η, ρ) pairs a relative distance ``delta`` below or above
-    ``threshold(ρ)``, with ρ from ``rho`` (default :func:`radii`)."""
+    ``threshold(ρ)``, with ρ from ``rho`` (default :func:`radii`).
+
+    Parameters
+    ----------
+    threshold : callable
+        ``threshold(rho) -> eta_c``.
+    rho : SearchStrategy or None, optional
+        Strategy of radii; None (default) for ``radii()``.
+    delta : float, optional
+        Relative distance from the threshold, in (0, 1) (default 1e-2).
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of :class:`NearThreshold`.
+    """
     if not callable(threshold):
         raise ValueError(f"threshold must be a callable rho -> eta_c, got {threshold!r}")
     if not 0 < delta < 1:
@@ -131,21 +184,85 @@ def _classify(problem, method, eta, rho, steps, options):
 
 def assert_converges(problem, method, eta, rho, *, steps: int, **rules) -> None:
     """Every run converges within ``steps`` (‖g_T‖ ≤ tol·‖g_0‖). ``rules``: ``tol``, ``divergence_factor``,
-    ``n_points``, ``seed``, ``x0``, ``adaptive``, ``truncate`` as in :func:`~samtheory.stability.regime_map`."""
+    ``n_points``, ``seed``, ``x0``, ``adaptive``, ``truncate`` as in :func:`~samtheory.stability.regime_map`.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, >= 0.
+    steps : int
+        Updates per run, >= 1.
+    **rules
+        ``tol``, ``divergence_factor``, ``n_points``, ``seed``, ``x0``, ``adaptive``, ``truncate``, as in
+        :func:`~samtheory.stability.regime_map`.
+
+    Raises
+    ------
+    AssertionError
+        With the statuses and final gradient norms, when the claim fails.
+    """
     status, detail = _classify(problem, method, eta, rho, steps, rules)
     if not np.all(status == CONVERGED):
         raise AssertionError(f"expected convergence: {detail}")
 
 
 def assert_bounded(problem, method, eta, rho, *, steps: int, **rules) -> None:
-    """No run diverges within ``steps`` (converged or bounded)."""
+    """No run diverges within ``steps`` (converged or bounded).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, >= 0.
+    steps : int
+        Updates per run, >= 1.
+    **rules
+        As in :func:`assert_converges`.
+
+    Raises
+    ------
+    AssertionError
+        With the statuses and final gradient norms, when the claim fails.
+    """
     status, detail = _classify(problem, method, eta, rho, steps, rules)
     if np.any(status == DIVERGED):
         raise AssertionError(f"expected no divergence: {detail}")
 
 
 def assert_diverges(problem, method, eta, rho, *, steps: int, **rules) -> None:
-    """Every run diverges within ``steps`` (‖g_t‖ passes the divergence threshold or stops being finite)."""
+    """Every run diverges within ``steps`` (‖g_t‖ passes the divergence threshold or stops being finite).
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, >= 0.
+    steps : int
+        Updates per run, >= 1.
+    **rules
+        As in :func:`assert_converges`.
+
+    Raises
+    ------
+    AssertionError
+        With the statuses and final gradient norms, when the claim fails.
+    """
     status, detail = _classify(problem, method, eta, rho, steps, rules)
     if not np.all(status == DIVERGED):
         raise AssertionError(f"expected divergence: {detail}")
@@ -160,19 +277,89 @@ def _offset(eta_c, delta, side):
 
 
 def assert_converges_below(problem, method, eta_c, rho, *, delta: float = 1e-2, steps: int, **rules) -> None:
-    """Every run converges at η = (1 − ``delta``)·``eta_c`` within ``steps``."""
+    """Every run converges at η = (1 − ``delta``)·``eta_c`` within ``steps``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta_c : float
+        The claimed threshold, > 0.
+    rho : float
+        Radius, >= 0.
+    delta : float, optional
+        Relative offset from ``eta_c``, in (0, 1) (default 1e-2).
+    steps : int
+        Updates per run, >= 1.
+    **rules
+        As in :func:`assert_converges`.
+
+    Raises
+    ------
+    AssertionError
+        When the claim fails.
+    """
     assert_converges(problem, method, _offset(eta_c, delta, -1), rho, steps=steps, **rules)
 
 
 def assert_diverges_above(problem, method, eta_c, rho, *, delta: float = 1e-2, steps: int, **rules) -> None:
-    """Every run diverges at η = (1 + ``delta``)·``eta_c`` within ``steps``."""
+    """Every run diverges at η = (1 + ``delta``)·``eta_c`` within ``steps``.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    eta_c : float
+        The claimed threshold, > 0.
+    rho : float
+        Radius, >= 0.
+    delta : float, optional
+        Relative offset from ``eta_c``, in (0, 1) (default 1e-2).
+    steps : int
+        Updates per run, >= 1.
+    **rules
+        As in :func:`assert_converges`.
+
+    Raises
+    ------
+    AssertionError
+        When the claim fails.
+    """
     assert_diverges(problem, method, _offset(eta_c, delta, +1), rho, steps=steps, **rules)
 
 
 def assert_threshold(problem, method, rho, expected, *, rtol: float = 1e-2, edge: str = "nondivergent",
                      **rules) -> None:
     """The measured critical learning rate (:func:`~samtheory.stability.critical_learning_rate`, bisection to
-    ``rtol``) equals ``expected`` (broadcast against ``rho``) to ``rtol`` relative."""
+    ``rtol``) equals ``expected`` (broadcast against ``rho``) to ``rtol`` relative.
+
+    Parameters
+    ----------
+    problem : Problem
+        The problem.
+    method : str, MethodSpec or callable
+        The method.
+    rho : array_like
+        Radii, scalar or 1-D, >= 0.
+    expected : array_like
+        The claimed threshold(s), > 0.
+    rtol : float, optional
+        Bisection tolerance and allowed relative error, in (0, 1) (default 1e-2).
+    edge : {"nondivergent", "converged"}, optional
+        The edge (default ``"nondivergent"``).
+    **rules
+        Further keyword arguments of :func:`~samtheory.stability.critical_learning_rate` (``steps``, ``tol``,
+        ``eta_range``, ``x0``, ...).
+
+    Raises
+    ------
+    AssertionError
+        With the measured and expected values, when they differ by more than ``rtol`` or no edge is found.
+    """
     rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
     expected = np.broadcast_to(check.as_float_array("expected", expected, positive=True), rho.shape)
     measured = critical_learning_rate(problem, method, rho, edge=edge, rtol=rtol, **rules)

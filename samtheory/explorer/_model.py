@@ -57,7 +57,17 @@ PANEL_SIZE = 2.6  # inches per method panel (plus margins)
 
 
 def ordered_methods(methods) -> tuple[str, ...]:
-    """The chosen method names in display order (``ValueError`` for an unknown name)."""
+    """The chosen method names in display order (``ValueError`` for an unknown name).
+
+    Parameters
+    ----------
+    methods : iterable of str
+        Names among :data:`METHOD_NAMES`.
+
+    Returns
+    -------
+    tuple of str
+    """
     chosen = set(methods)
     unknown = sorted(chosen - set(METHOD_NAMES))
     if unknown:
@@ -67,7 +77,25 @@ def ordered_methods(methods) -> tuple[str, ...]:
 
 def spectrum(lam_max: float, condition_number: float, dim: int, eigenvalues: str = "") -> np.ndarray:
     """The eigenvalues, largest first: ``eigenvalues`` (comma-separated) if given, else ``dim`` values
-    log-spaced from ``lam_max / condition_number`` to ``lam_max``."""
+    log-spaced from ``lam_max / condition_number`` to ``lam_max``.
+
+    Parameters
+    ----------
+    lam_max : float
+        Largest eigenvalue, > 0.
+    condition_number : float
+        λ_max/λ_min, >= 1.
+    dim : int
+        Number of eigenvalues, >= 2.
+    eigenvalues : str, optional
+        Comma- (or semicolon-) separated positive values, at least 2; when given, the other arguments are
+        ignored (default ``""``).
+
+    Returns
+    -------
+    ndarray
+        Sorted in decreasing order.
+    """
     if eigenvalues is not None and str(eigenvalues).strip():
         try:
             values = [float(v) for v in str(eigenvalues).replace(";", ",").split(",") if v.strip()]
@@ -87,7 +115,22 @@ def spectrum(lam_max: float, condition_number: float, dim: int, eigenvalues: str
 
 
 def initial_point(dim: int, along_u1: float, along_u2: float, others: float = 1.0) -> np.ndarray:
-    """x_0 with coordinates ``along_u1``, ``along_u2`` on the two sharpest directions and ``others`` on the rest."""
+    """x_0 with coordinates ``along_u1``, ``along_u2`` on the two sharpest directions and ``others`` on the rest.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension, >= 2.
+    along_u1, along_u2 : float
+        Coordinates on u_1 and u_2 (finite).
+    others : float, optional
+        Coordinate on every other direction (default 1).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(dim,)``.
+    """
     dim = check.as_positive_int("dim", dim, minimum=2)
     coordinates = check.as_float_array("x0", [along_u1, along_u2, others])
     x0 = np.full(dim, coordinates[2])
@@ -99,7 +142,31 @@ def initial_point(dim: int, along_u1: float, along_u2: float, others: float = 1.
 class Trajectory:
     """One run: iterates ``points`` (n + 1, d), x_0 … x_n (n = steps, or the step where divergence was
     detected), ``loss`` f(x_t) at those, and ``gamma``, ``grad_norm``: γ_t and ‖g(x_t)‖ of the update from
-    x_t (t < n), as the rule returned them."""
+    x_t (t < n), as the rule returned them.
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    eta, rho : float
+        Learning rate and radius.
+    requested_steps : int
+        The step budget asked for.
+    points : ndarray
+        Iterates x_0 … x_n, shape ``(n + 1, d)``.
+    steps : ndarray of int
+        0 … n.
+    loss : ndarray
+        f(x_t), shape ``(n + 1,)``.
+    gamma, grad_norm : ndarray
+        γ_t and ‖g(x_t)‖ of the updates, shape ``(n,)``.
+    status : str
+        ``"converged"``, ``"bounded"`` or ``"diverged"``.
+    diverged_at : int or None
+        The divergence step, None if the run did not diverge.
+    final_grad_norm : float
+        ‖g‖ at the final (or frozen) iterate.
+    """
 
     method: str
     eta: float
@@ -118,7 +185,29 @@ class Trajectory:
 def run_trajectory(problem: problems.Quadratic, method: str, eta: float, rho: float, *, steps: int, x0,
                    adaptive: bool = False, truncate: bool = False) -> Trajectory:
     """Run ``method`` once through :func:`samtheory.simulate`, recording every iterate with γ_t and ‖g(x_t)‖
-    (the engine's status and divergence detection decide where the run ends)."""
+    (the engine's status and divergence detection decide where the run ends).
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    method : str
+        The method.
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, >= 0.
+    steps : int
+        Updates, >= 1.
+    x0 : array_like
+        Initial point, shape ``(d,)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    Trajectory
+    """
     result = simulate(problem, method, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate,
                          record_every=1, record_iterates=True)
     history, diverged_at = result.history, int(result.diverged_at)
@@ -130,6 +219,27 @@ def run_trajectory(problem: problems.Quadratic, method: str, eta: float, rho: fl
 
 
 def run_all(problem, methods, eta, rho, *, steps, x0, adaptive=False, truncate=False) -> list[Trajectory]:
+    """:func:`run_trajectory` for each method, in the given order.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    methods : iterable of str
+        The methods.
+    eta, rho : float
+        Learning rate (> 0) and radius (>= 0), shared by every method.
+    steps : int
+        Updates, >= 1.
+    x0 : array_like
+        Initial point, shape ``(d,)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    list of Trajectory
+    """
     return [run_trajectory(problem, m, eta, rho, steps=steps, x0=x0, adaptive=adaptive, truncate=truncate)
             for m in methods]
 
@@ -143,7 +253,20 @@ def _covering_power_of_two(base: float, value: float, above: bool) -> float:
 
 def map_axes(lam_max: float, eta: float, rho: float) -> tuple[np.ndarray, np.ndarray]:
     """The regime map's η axis (log) and ρ axis (linear): around GD's limit 2/λ_max and ρ ∈ [0, 2/λ_max],
-    widened by powers of 2 until they contain the current (η, ρ) (so small moves reuse the cached map)."""
+    widened by powers of 2 until they contain the current (η, ρ) (so small moves reuse the cached map).
+
+    Parameters
+    ----------
+    lam_max : float
+        Largest eigenvalue, > 0.
+    eta, rho : float
+        The current learning rate (> 0) and radius (>= 0).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The η axis (``MAP_ETA_POINTS`` values) and the ρ axis (``MAP_RHO_POINTS`` values).
+    """
     eta_gd = float(theory.gd_critical_learning_rate(lam_max))
     eta_low = _covering_power_of_two(eta_gd / 32, eta / 1.2, above=False)
     eta_high = _covering_power_of_two(1.5 * eta_gd, eta * 1.2, above=True)
@@ -164,7 +287,28 @@ def _regime_status(eigenvalues: tuple, method: str, eta_axis: tuple, rho_axis: t
 
 def regime_status(problem: problems.Quadratic, method: str, eta_axis, rho_axis, *, steps: int, x0,
                   adaptive: bool = False, truncate: bool = False) -> np.ndarray:
-    """Status codes (len(eta_axis), len(rho_axis)) of ``method`` over the grid (cached per setting)."""
+    """Status codes (len(eta_axis), len(rho_axis)) of ``method`` over the grid (cached per setting).
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    method : str
+        The method.
+    eta_axis, rho_axis : array_like
+        The grid's axes, as :func:`~samtheory.stability.regime_map` takes them.
+    steps : int
+        Updates, >= 1.
+    x0 : array_like
+        Initial point, shape ``(d,)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+
+    Returns
+    -------
+    ndarray of int
+        Read-only (shared by the cache).
+    """
     return _regime_status(tuple(problem.eigenvalues.tolist()), method, tuple(np.asarray(eta_axis).tolist()),
                           tuple(np.asarray(rho_axis).tolist()), int(steps), tuple(np.asarray(x0).tolist()),
                           bool(adaptive), bool(truncate))
@@ -185,7 +329,21 @@ class Explanation:
     """One method's closed form at the current numbers (``reason``), what it predicts (``converges``,
     ``bounded`` (and not convergent), ``nondivergent``, ``diverges``, or None where docs/theory.md states nothing),
     what was measured, and whether the two agree (None: no prediction, or stable but not yet within the
-    convergence tolerance)."""
+    convergence tolerance).
+
+    Attributes
+    ----------
+    method : str
+        The method's name.
+    reason : str
+        The closed form with the current numbers substituted.
+    prediction : str or None
+        ``"converges"``, ``"bounded"``, ``"nondivergent"``, ``"diverges"`` or None.
+    measured : str
+        What the run did.
+    agrees : bool or None
+        Whether prediction and measurement agree.
+    """
 
     method: str
     reason: str
@@ -216,7 +374,21 @@ def _agreement(prediction: str | None, trajectory: Trajectory) -> bool | None:
 
 
 def explain(problem: problems.Quadratic, trajectory: Trajectory, *, adaptive: bool = False) -> Explanation:
-    """The relevant closed form of docs/theory.md O1–O5 for ``trajectory``'s method at its (η, ρ), and the verdict."""
+    """The relevant closed form of docs/theory.md O1–O5 for ``trajectory``'s method at its (η, ρ), and the verdict.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    trajectory : Trajectory
+        The run to explain.
+    adaptive : bool, optional
+        Whether the run used the adaptive ascent (then no closed form applies; default False).
+
+    Returns
+    -------
+    Explanation
+    """
     lam = problem.eigenvalues
     lam_max, lam_min = float(lam[0]), float(lam[-1])
     eta, rho, method = trajectory.eta, trajectory.rho, trajectory.method
@@ -293,7 +465,21 @@ def _rates(problem: problems.Quadratic, trajectory: Trajectory) -> tuple[float, 
 
 
 def explanation(problem: problems.Quadratic, trajectories: list[Trajectory], *, adaptive: bool = False) -> str:
-    """A Markdown table: per method, the closed form with the current numbers, and what was measured."""
+    """A Markdown table: per method, the closed form with the current numbers, and what was measured.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    trajectories : list of Trajectory
+        The runs, one per method (all at the same η, ρ).
+    adaptive : bool, optional
+        As in :func:`explain` (default False).
+
+    Returns
+    -------
+    str
+    """
     if not trajectories:
         return "Choose at least one method."
     lam = problem.eigenvalues
@@ -313,7 +499,24 @@ def explanation(problem: problems.Quadratic, trajectories: list[Trajectory], *, 
 
 
 def gamma_bounds(problem: problems.Quadratic, method: str, rho: float, grad_norm) -> tuple[np.ndarray, np.ndarray]:
-    """O4's bounds on γ for ``method`` at points with gradient norms ``grad_norm`` (``susam``: constant)."""
+    """O4's bounds on γ for ``method`` at points with gradient norms ``grad_norm`` (``susam``: constant).
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    method : str
+        A method of known structure.
+    rho : float
+        Radius, >= 0.
+    grad_norm : array_like
+        Gradient norms ‖g(x)‖, >= 0.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Lower and upper bounds, each of the shape of ``np.atleast_1d(grad_norm)``.
+    """
     grad_norm = np.atleast_1d(np.asarray(grad_norm, dtype=float))
     bounds = theory.renormalization_bounds(method, problem.eigenvalues, rho, grad_norm=grad_norm)
     shape = grad_norm.shape
@@ -327,7 +530,13 @@ def gamma_bounds(problem: problems.Quadratic, method: str, rho: float, grad_norm
 # moving artists; a new spectrum redraws the layers, not the frames.
 
 class Scene:
-    """A figure whose frame is rendered once; :meth:`render` draws a cached layer and the moving artists."""
+    """A figure whose frame is rendered once; :meth:`render` draws a cached layer and the moving artists.
+
+    Parameters
+    ----------
+    figure : Figure
+        The figure with its frame (axes, ticks, titles, legend) already built; drawn once here.
+    """
 
     _MAX_LAYERS = 8
 
@@ -408,7 +617,17 @@ def _status_text(trajectory: Trajectory) -> str:
 
 def trajectory_half_width(trajectories: list[Trajectory]) -> float:
     """Half-width of the square shown: the start and every non-diverged iterate (up to 4× the start's size),
-    rounded up to a power of √2."""
+    rounded up to a power of √2.
+
+    Parameters
+    ----------
+    trajectories : list of Trajectory
+        The runs, at least one (the first one's start sets the scale).
+
+    Returns
+    -------
+    float
+    """
     start = float(np.max(np.abs(trajectories[0].points[0, :2]))) or 1.0
     reach = [float(np.max(np.abs(t.points[:, :2]))) for t in trajectories if t.status != "diverged"]
     return _quantized_up(1.1 * min(max([start] + reach), 4 * start))
@@ -437,7 +656,22 @@ def _trajectory_scene(methods: tuple, half: float, panel_size: float) -> Scene:
 
 
 def trajectory_png(problem: problems.Quadratic, trajectories: list[Trajectory], *, panel_size: float = PANEL_SIZE) -> bytes:
-    """One panel per method: the iterates on span(u₁, u₂) (u₂ across, u₁ up) over the contours of f there."""
+    """One panel per method: the iterates on span(u₁, u₂) (u₂ across, u₁ up) over the contours of f there.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    trajectories : list of Trajectory
+        The runs, one panel each.
+    panel_size : float, optional
+        Panel side in inches (default :data:`PANEL_SIZE`).
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     methods = tuple(t.method for t in trajectories)
     half = trajectory_half_width(trajectories) if trajectories else 1.0
     lam1, lam2 = (float(v) for v in problem.eigenvalues[:2])
@@ -494,7 +728,24 @@ def _curves_scene(methods: tuple, steps: int, loss_range: tuple, gamma_top: floa
 
 def curves_png(problem: problems.Quadratic, trajectories: list[Trajectory], *, steps: int,
                width: float | None = None) -> bytes:
-    """f(x_t) (log scale) and γ_t against t for every method; the band is O4's γ range of SUSAM."""
+    """f(x_t) (log scale) and γ_t against t for every method; the band is O4's γ range of SUSAM.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    trajectories : list of Trajectory
+        The runs.
+    steps : int
+        The x-axis extent (the requested step budget).
+    width : float or None, optional
+        Figure width in inches; None (default) for max(9.3, ``PANEL_SIZE`` per method).
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     methods = tuple(t.method for t in trajectories)
     width = max(9.3, PANEL_SIZE * len(methods)) if width is None else width
     start = max(float(trajectories[0].loss[0]), 1e-300) if trajectories else 1.0
@@ -557,7 +808,30 @@ def _regime_scene(methods: tuple, x_limits: tuple, y_limits: tuple, panel_size: 
 def regime_png(problem: problems.Quadratic, methods, eta: float, rho: float, *, steps: int, x0, adaptive: bool = False,
                truncate: bool = False, panel_size: float = PANEL_SIZE) -> bytes:
     """One measured (η, ρ) map per method, GD's limit η = 2/λ_max, USAM's η_c(ρ), and the current point,
-    with η in units of 2/λ_max and ρ in units of 1/λ_max."""
+    with η in units of 2/λ_max and ρ in units of 1/λ_max.
+
+    Parameters
+    ----------
+    problem : Quadratic
+        The explorer's diagonal quadratic, eigenvalues largest first.
+    methods : iterable of str
+        The methods, one panel each.
+    eta, rho : float
+        The current learning rate (> 0) and radius (>= 0): the marked point, which the axes contain.
+    steps : int
+        Updates, >= 1.
+    x0 : array_like
+        Initial point of every run, shape ``(d,)``.
+    adaptive, truncate : bool, optional
+        The rule's options, as in :func:`samtheory.simulate` (default False).
+    panel_size : float, optional
+        Panel width in inches (default :data:`PANEL_SIZE`).
+
+    Returns
+    -------
+    bytes
+        A PNG.
+    """
     methods = tuple(methods)
     lam_max = float(problem.eigenvalues[0])
     eta_unit = float(theory.gd_critical_learning_rate(lam_max))
