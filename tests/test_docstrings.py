@@ -12,7 +12,8 @@ import pytest
 MODULES = [
     "samtheory.engine", "samtheory.methods", "samtheory.problems", "samtheory.datasets", "samtheory.result",
     "samtheory.theory", "samtheory.stability", "samtheory.convex.optima", "samtheory.convex.pep",
-    "samtheory.testing", "samtheory.plotting", "samtheory.explorer",
+    "samtheory.testing", "samtheory.plotting", "samtheory.explorer", "samtheory.torch.optimizer",
+    "samtheory.torch.hessian",
 ]
 
 

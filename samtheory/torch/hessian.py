@@ -55,7 +55,22 @@ class _HessianOperator:
 
 def hessian_vector_product(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor],
                            vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """H v for ``v`` given as one tensor per parameter (the shapes of ``params``); H = ∇² loss_fn()."""
+    """H v for ``v`` given as one tensor per parameter (the shapes of ``params``); H = ∇² loss_fn().
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn() -> Tensor``, a scalar loss built from ``params``.
+    params : iterable of Tensor
+        The parameters; those with ``requires_grad=False`` are left out (at least one must remain).
+    vectors : list of Tensor
+        v, one tensor per kept parameter, of its shape.
+
+    Returns
+    -------
+    list of Tensor
+        H v, one detached tensor per parameter.
+    """
     params = _parameters(params)
     vectors = list(vectors)
     if len(vectors) != len(params) or any(v.shape != p.shape for v, p in zip(vectors, params)):
@@ -73,6 +88,26 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable
     ``method="power"``: power iteration until the Rayleigh quotient changes by less than ``tol`` relative (the
     eigenvalue of largest magnitude, which is λ_max when H has no larger negative eigenvalue). The products
     are taken in the parameters' dtype; use a float64 copy of the model for accuracy beyond float32's.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn() -> Tensor``, a scalar loss built from ``params``.
+    params : iterable of Tensor
+        The parameters; those with ``requires_grad=False`` are left out (at least one must remain).
+    method : {"lanczos", "power"}, optional
+        The algorithm (default ``"lanczos"``).
+    tol : float, optional
+        Relative tolerance, > 0 (default 1e-6).
+    maxiter : int or None, optional
+        Iteration limit, >= 1; None (default) for max(20 n, 1000) Lanczos or 1000 power iterations.
+    seed : int, optional
+        Non-negative seed of the start vector (default 0).
+
+    Returns
+    -------
+    float
+        The eigenvalue (exact, from the full Hessian, when the parameters hold n <= 2 entries in all).
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 

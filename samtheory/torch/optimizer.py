@@ -143,6 +143,27 @@ class SAMOptimizer(torch.optim.Optimizer):
     gradient (called at y), or ``first_step(zero_grad=True)``, a second forward/backward, ``second_step()``.
     If no parameter has a gradient when ``step(closure)`` is called, the closure is first called at x too.
     Parameters whose ``grad`` is None are skipped. ``last_stats`` holds the last step's :class:`StepStats`.
+
+    Parameters
+    ----------
+    params : iterable of Tensor or dict, or torch.optim.Optimizer
+        The parameters or param groups to optimize, or an optimizer already built (then it is the base
+        optimizer, and ``base_optimizer`` and ``**base_kwargs`` must not be given).
+    base_optimizer : type or None, optional
+        A :class:`torch.optim.Optimizer` subclass built on the wrapper's param groups; None (default) for
+        :class:`torch.optim.SGD`.
+    method : str, optional
+        One of :data:`METHOD_NAMES` (default ``"ssam"``).
+    rho : float, optional
+        Default radius of the param groups, >= 0 (default 0.05).
+    adaptive : bool, optional
+        Default ASAM ascent of the param groups (default False).
+    truncate : bool, optional
+        Use min(1, γ) (default False).
+    diagnostics : bool, optional
+        Compute ‖g(x)‖ and ‖g(y)‖ at every step for :attr:`last_stats` (default False).
+    **base_kwargs
+        Passed to ``base_optimizer`` (``lr``, ``momentum``, ...); ``ValueError`` if it rejects them.
     """
 
     def __init__(self, params, base_optimizer=None, *, method: str = "ssam", rho: float = 0.05,
