@@ -26,17 +26,40 @@ def _public(module_name):
 
 
 def _documented_parameters(doc: str) -> set[str]:
-    """Names listed in the numpydoc Parameters section (``a, b : type`` lines)."""
-    match = re.search(r"\n\s*Parameters\n\s*-{3,}\n(.*?)(\n\s*(Returns|Yields|Raises|Attributes|Notes|Examples|See Also)"
-                      r"\n\s*-{3,}|\Z)", doc, flags=re.S)
-    if not match:
-        return set()
+    """Names listed in the numpydoc Parameters (and Other Parameters) sections of a cleaned (``inspect.getdoc``)
+    docstring: the ``a, b : type`` (or bare ``a``) lines at column 0, up to the next section header (a line over
+    dashes)."""
+    sections = re.findall(r"^(?:Other )?Parameters\n-{3,}\n(.*?)(?=^\S[^\n]*\n-{3,}$|\Z)", doc, flags=re.S | re.M)
     names = set()
-    for line in match.group(1).splitlines():
-        head = re.match(r"^\s{0,8}([\w*][\w*, ]*?)\s*(:|$)", line)
-        if head and not line.startswith(" " * 9):
+    for line in "\n".join(sections).splitlines():
+        head = re.match(r"([\w*][\w*, ]*?)\s*(:|$)", line)  # indented lines are descriptions
+        if head:
             names.update(part.strip().lstrip("*") for part in head.group(1).split(","))
     return names
+
+
+def test_the_parser_reads_names_not_descriptions_and_stops_at_any_section():
+    doc = inspect.cleandoc("""Summary.
+
+        Parameters
+        ----------
+        eta, rho : array_like
+            Learning rate and radius
+            tol
+        steps
+        **rules
+            Extra.
+
+        Other Parameters
+        ----------------
+        rarely : int
+
+        References
+        ----------
+        Foret : 2021
+        """)
+    assert _documented_parameters(doc) == {"eta", "rho", "steps", "rules", "rarely"}
+    assert _documented_parameters("Summary.\n\nReturns\n-------\nfloat") == set()
 
 
 def _parameters(obj) -> list[str]:
