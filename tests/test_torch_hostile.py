@@ -5,7 +5,10 @@
   1e±200): the step equals the NumPy reference, which rescales (``samtheory.methods._row_norm``);
 - bad ``lr``/``rho`` values and complex parameters are refused with a ``ValueError`` naming them;
 - the fuzz contract: hypothesis over the constructor's arguments, each bad one refused with a ``ValueError`` or
-  ``TypeError`` naming it, and valid use on gradients of any scale leaks no NaN and equals the NumPy reference.
+  ``TypeError`` naming it, and valid use on gradients of any scale leaks no NaN and equals the NumPy reference;
+- ``copy.deepcopy`` of an optimizer works;
+- the Hessian tools: a non-finite loss or curvature is a clear error, a loss without curvature gives 0, complex
+  parameters are refused.
 
 Tolerances, relative to ‖x_0‖ (the iterates stay within a few times ‖x_0‖ here): float64 1e-12 (a handful of
 operations, each exact to 1.1e-16, with γ a ratio of two norms); float32 1e-5 (the same operations at 6e-8 each,
@@ -24,7 +27,7 @@ from hypothesis import given
 from hypothesis import strategies as hst
 
 import samtheory as st
-from samtheory.torch import SAMOptimizer
+from samtheory.torch import SAMOptimizer, hessian_vector_product, top_hessian_eigenvalue
 from samtheory.torch import optimizer as optimizer_module
 from samtheory.torch.optimizer import METHOD_NAMES
 
@@ -383,3 +386,52 @@ def test_valid_use_at_any_gradient_scale_leaks_no_nan_and_equals_the_reference(m
     error, _, _ = _quadratic_run(method, dtype, scale, adaptive=adaptive, truncate=truncate, steps=3,
                                  rho_factor=rho_factor, lr_factor=lr_factor, dim=dim, seed=seed)
     assert error <= TOLERANCE[dtype]
+
+
+# -- the Hessian tools under the same contract ---------------------------------------------------------------------
+
+def _vector():
+    return torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_hessian_of_a_non_finite_loss_is_a_clear_error(method):
+    """A NaN loss gave an ArpackError (Lanczos) or NaN (power); so did an infinite curvature."""
+    x = _vector()
+    with pytest.raises(ValueError, match="loss_fn returned a non-finite loss"):
+        top_hessian_eigenvalue(lambda: (x * float("nan")).sum(), [x], method=method)
+    with pytest.raises(ValueError, match="Hessian-vector product is not finite"):  # f'' = ¾|x − 1|^-½ = inf at 1
+        top_hessian_eigenvalue(lambda: (torch.abs(x - 1.0) ** 1.5).sum(), [x], method=method)
+
+
+@pytest.mark.parametrize("method", ["lanczos", "power"])
+def test_hessian_of_a_loss_without_curvature_is_zero(method):
+    """A linear loss (its gradient does not depend on the parameters) gave a RuntimeError or an ArpackError."""
+    x = _vector()
+    assert top_hessian_eigenvalue(lambda: (3.0 * x).sum(), [x], method=method) == 0.0  # exact: H = 0
+    assert top_hessian_eigenvalue(lambda: ((0.0 * x) ** 2).sum(), [x], method=method) == 0.0  # H = 0, with a graph
+    y = torch.nn.Parameter(torch.ones(4, dtype=torch.float64))
+    # y does not enter the loss: its rows and columns of H are 0, and λ_max = 10 comes from x alone (1e-9 relative)
+    value = top_hessian_eigenvalue(lambda: 5.0 * (x ** 2).sum(), [x, y], method=method, tol=1e-12)
+    assert abs(value - 10.0) <= 1e-9 * 10.0
+
+
+def test_hessian_tools_refuse_bad_params_and_vectors():
+    x = _vector()
+    z = torch.nn.Parameter(torch.ones(3, dtype=torch.complex128))
+    with pytest.raises(ValueError, match=r"params: parameter 0 has dtype torch\.complex128"):
+        top_hessian_eigenvalue(lambda: (z.abs() ** 2).sum(), [z])  # was cast to real with a UserWarning
+    with pytest.raises(TypeError, match="params must be a tensor or an iterable of tensors"):
+        top_hessian_eigenvalue(lambda: (x ** 2).sum(), None)
+    with pytest.raises(TypeError, match="params must be a tensor or an iterable of tensors"):
+        top_hessian_eigenvalue(lambda: (x ** 2).sum(), [x, "w"])
+    # A bare tensor is one parameter (as torch.autograd.grad takes it), not an iterable of its rows.
+    assert abs(top_hessian_eigenvalue(lambda: 5.0 * (x ** 2).sum(), x, tol=1e-12) - 10.0) <= 1e-9 * 10.0
+    loss_fn = lambda: (x ** 2).sum()  # noqa: E731
+    (hv,) = hessian_vector_product(loss_fn, [x], [torch.ones(3, dtype=torch.float32)])  # was a dtype mismatch error
+    assert torch.equal(hv, torch.full((3,), 2.0, dtype=torch.float64))  # exact: H = 2 I
+    for vectors, match in [([torch.ones(3, dtype=torch.complex128)], "vectors must be real"),
+                           ([torch.full((3,), math.nan, dtype=torch.float64)], "vectors must be finite"),
+                           (None, "vectors must be"), ([[1.0, 2.0, 3.0]], "vectors must be")]:
+        with pytest.raises((ValueError, TypeError), match=match):
+            hessian_vector_product(loss_fn, [x], vectors)
