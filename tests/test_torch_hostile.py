@@ -104,6 +104,22 @@ def test_a_closure_that_raises_leaves_the_parameters_at_x(method, adaptive, erro
     assert torch.equal(_flat(model), _flat(twin_model))
 
 
+def test_a_closure_that_is_not_callable_or_a_bad_zero_grad_is_refused_before_any_move():
+    model, loss_fn = _model()
+    optimizer = SAMOptimizer(model.parameters(), method="ssam", rho=0.1, lr=0.1)
+    loss_fn().backward()
+    x = _flat(model).clone()
+    with pytest.raises(TypeError, match="^closure must be callable"):  # was "'int' object is not callable"
+        optimizer.step(3)
+    with pytest.raises(ValueError, match="^zero_grad must be True or False"):  # "yes" was taken as True
+        optimizer.first_step(zero_grad="yes")
+    assert torch.equal(_flat(model), x) and all(p.grad is not None for p in model.parameters())
+    optimizer.first_step()
+    with pytest.raises(ValueError, match="^zero_grad must be True or False"):
+        optimizer.second_step(zero_grad=None)
+    optimizer.second_step()  # the step is still pending, and completes
+
+
 # -- 2. norms that neither overflow nor underflow ---------------------------------------------------------------
 
 def _quadratic_run(method, dtype, scale, *, adaptive=False, truncate=False, steps=2, rho_factor=0.05,

@@ -351,6 +351,7 @@ class SAMOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every parameter with a gradient to the ascent point y = x + ε, remembering x."""
+        _flag("zero_grad", zero_grad)
         groups = self._with_grad()
         params = [p for _, ps in groups for p in ps]
         self._saved, self._ascent_numerator = None, None
@@ -406,6 +407,7 @@ class SAMOptimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore x, rescale the gradient g(y) by γ (StableSAM) and take the base optimizer's step."""
+        _flag("zero_grad", zero_grad)
         if self._saved is None:
             raise ValueError("second_step() needs a first_step() before it (or use step(closure))")
         try:
@@ -452,6 +454,9 @@ class SAMOptimizer(torch.optim.Optimizer):
         left are dropped, and the exception propagates unchanged: the caller may catch it and carry on from x.
         """
         if closure is not None:
+            if not callable(closure):
+                raise TypeError(f"closure must be callable (a function that recomputes the loss and calls "
+                                f"backward()), got {reprlib.repr(closure)}")
             closure = torch.enable_grad()(closure)
         loss = None
         if all(p.grad is None for group in self.param_groups for p in group["params"]):
