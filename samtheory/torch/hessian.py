@@ -4,6 +4,10 @@ H v = ∇(∇f · v) by double back-propagation (Pearlmutter 1994). The top eige
 (:func:`scipy.sparse.linalg.eigsh` with ``which="LA"`` on a :class:`~scipy.sparse.linalg.LinearOperator`) or from
 power iteration (which converges to the eigenvalue of largest magnitude). The Lanczos start vector is drawn
 from ``seed``, so the result is reproducible.
+
+``params`` is one tensor or an iterable of real floating-point tensors (a complex one is refused). A loss whose
+gradient does not depend on them has H = 0, and λ_max = 0.0. A non-finite loss, vector or Hessian-vector product
+raises a ``ValueError`` (never a NaN result, an ARPACK error or a RuntimeWarning).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ class _HessianOperator:
 
 def hessian_vector_product(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor],
                            vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-    """H v for ``v`` given as one finite real tensor per parameter (the shapes of ``params``); H = ∇² loss_fn()."""
+    """H v for ``v`` given as one tensor per parameter (the shapes of ``params``); H = ∇² loss_fn()."""
     params = _parameters(params)
     try:
         vectors = list(vectors)
@@ -109,9 +113,6 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable
     ``method="power"``: power iteration until the Rayleigh quotient changes by less than ``tol`` relative (the
     eigenvalue of largest magnitude, which is λ_max when H has no larger negative eigenvalue). The products
     are taken in the parameters' dtype; use a float64 copy of the model for accuracy beyond float32's.
-
-    ``params`` is one tensor or an iterable of real floating-point tensors. A loss whose gradient does not depend
-    on them gives 0.0 (H = 0); a non-finite loss or Hessian-vector product raises a ``ValueError``.
     """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
