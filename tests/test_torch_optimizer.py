@@ -365,7 +365,7 @@ def test_bfloat16_norm_is_accumulated_in_float32():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(rho=-0.1), "rho must be >= 0"),
     (dict(rho=float("nan")), "rho must be finite"),
-    (dict(rho=[0.1, 0.2]), "rho must be a number"),
+    (dict(rho=[0.1, 0.2]), "rho must be a real number"),
     (dict(method="adam"), "method must be one of"),
     (dict(adaptive="yes"), "adaptive must be True or False"),
     (dict(truncate=1), "truncate must be True or False"),
