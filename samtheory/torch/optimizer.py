@@ -35,12 +35,12 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from ..methods import BUILTIN_METHODS, METHODS, MethodSpec
 
 __all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES"]
 
-METHOD_NAMES = ("gd", "sam", "usam", "ssam", "susam")
-_NORMALIZED = frozenset({"sam", "ssam"})
-_RENORMALIZED = frozenset({"ssam", "susam"})
+#: The built-in method names (any registered method of known structure is accepted too).
+METHOD_NAMES = BUILTIN_METHODS
 
 
 class StepStats(NamedTuple):
@@ -82,10 +82,19 @@ def _nonnegative_number(name: str, value, where: str = ""):
     return value
 
 
-def _method(value) -> str:
-    if not isinstance(value, str) or value not in METHOD_NAMES:  # a list or an array would fail the lookup unclearly
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHOD_NAMES))}, got {reprlib.repr(value)}")
-    return value
+def _method(value) -> MethodSpec:
+    """The registered method named ``value`` (or the spec itself), whose structure the optimizer follows."""
+    if isinstance(value, MethodSpec):
+        spec = value
+    elif isinstance(value, str) and value in METHODS:  # a list or an array would fail the lookup unclearly
+        spec = METHODS[value]
+    else:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))} or a MethodSpec, "
+                         f"got {reprlib.repr(value)}")
+    if not spec.known:
+        raise ValueError(f"method {spec.name!r} has unknown structure (a bare NumPy rule): the torch optimizer needs "
+                         "its ascent, normalized and renormalized flags, e.g. samtheory.sharpness_aware_method(...)")
+    return spec
 
 
 def _rho(value, where: str = "") -> float:
@@ -244,7 +253,9 @@ class SAMOptimizer(torch.optim.Optimizer):
         A :class:`torch.optim.Optimizer` subclass built on the wrapper's param groups; None (default) for
         :class:`torch.optim.SGD`.
     method : str, optional
-        One of :data:`METHOD_NAMES` (default ``"ssam"``).
+        A registered method name (:data:`samtheory.METHODS`; default ``"ssam"``) or a
+        :class:`~samtheory.MethodSpec` of known structure (e.g. from :func:`samtheory.sharpness_aware_method`):
+        the optimizer follows its ``ascent``, ``normalized`` and ``renormalized`` flags.
     rho : float, optional
         Default radius of the param groups, >= 0 (default 0.05).
     adaptive : bool, optional
@@ -259,7 +270,8 @@ class SAMOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params, base_optimizer=None, *, method: str = "ssam", rho: float = 0.05,
                  adaptive: bool = False, truncate: bool = False, diagnostics: bool = False, **base_kwargs):
-        self.method = _method(method)
+        self._spec = _method(method)
+        self.method = self._spec.name
         self.truncate = _flag("truncate", truncate)
         self.diagnostics = _flag("diagnostics", diagnostics)
         defaults = {"rho": _rho(rho), "adaptive": _flag("adaptive", adaptive)}
@@ -301,8 +313,8 @@ class SAMOptimizer(torch.optim.Optimizer):
     def __getstate__(self) -> dict:
         """For copy.deepcopy and pickle: torch.optim.Optimizer keeps only defaults, state and param_groups."""
         state = super().__getstate__()
-        state.update(base_optimizer=self.base_optimizer, method=self.method, truncate=self.truncate,
-                     diagnostics=self.diagnostics, last_stats=self.last_stats)
+        state.update(base_optimizer=self.base_optimizer, method=self.method, _spec=self._spec,
+                     truncate=self.truncate, diagnostics=self.diagnostics, last_stats=self.last_stats)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -383,12 +395,12 @@ class SAMOptimizer(torch.optim.Optimizer):
         grads = [p.grad for p in params]
         dtype = _accumulation_dtype(grads)
         any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
-        normalize, renormalize = self.method in _NORMALIZED, self.method in _RENORMALIZED
+        normalize, renormalize = self._spec.normalized, self._spec.renormalized
         grad_norm = None
         if self.diagnostics or (not any_adaptive and (normalize or renormalize)):
             grad_norm = _global_norm(grads, dtype)
         grad_norm_value = None if grad_norm is None else grad_norm.norm()
-        if self.method == "gd":
+        if not self._spec.ascent:
             self.last_stats = StepStats(grad_norm_value, grad_norm_value, None)
             self._saved = ([], [])
             if zero_grad:
@@ -441,8 +453,8 @@ class SAMOptimizer(torch.optim.Optimizer):
 
     def _rescale_ascent_gradient(self) -> None:
         """g(y) ← γ g(y) for ssam/susam, and the statistics of g(y)."""
-        renormalize = self.method in _RENORMALIZED
-        groups = self._with_grad() if (renormalize or self.diagnostics) and self.method != "gd" else []
+        renormalize = self._spec.renormalized
+        groups = self._with_grad() if (renormalize or self.diagnostics) and self._spec.ascent else []
         grads = [p.grad for _, ps in groups for p in ps]
         if not grads:
             return
@@ -481,12 +493,12 @@ class SAMOptimizer(torch.optim.Optimizer):
             closure = torch.enable_grad()(closure)
         loss = None
         if all(p.grad is None for group in self.param_groups for p in group["params"]):
-            if closure is None and self.method != "gd":
+            if closure is None and self._spec.ascent:
                 raise ValueError(f"method {self.method!r} needs a closure: no parameter has a gradient, call "
                                  "loss.backward() first and pass a closure that recomputes the loss and its gradient")
             if closure is not None:
                 loss = closure()
-        if self.method == "gd":
+        if not self._spec.ascent:
             self.first_step()
             self.second_step()
             return loss
@@ -515,7 +527,8 @@ class SAMOptimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         options = state_dict.pop("sam", None)
         if options is not None:
-            self.method = _method(options.get("method", self.method))
+            self._spec = _method(options.get("method", self.method))
+            self.method = self._spec.name
             self.truncate = _flag("truncate", options.get("truncate", self.truncate))
             self.diagnostics = _flag("diagnostics", options.get("diagnostics", self.diagnostics))
         self.base_optimizer.load_state_dict(state_dict)
