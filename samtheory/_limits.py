@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 __all__ = ["DEFAULT_MAX_MEMORY", "MAX_MEMORY_ENV", "MAX_STEPS", "max_memory", "format_bytes", "check_memory",
-           "simulate_bytes", "check_simulate", "dataset_bytes", "stability_bytes", "regime_bytes"]
+           "simulate_bytes", "check_simulate", "dataset_bytes", "stability_bytes", "regime_bytes", "pep_bytes"]
 
 #: Memory limit in bytes when ``SAMTHEORY_MAX_MEMORY`` is not set.
 DEFAULT_MAX_MEMORY = 8 * 2**30
@@ -140,6 +140,12 @@ def dataset_bytes(n_samples: int, dim: int) -> float:
     """Estimated peak bytes of a synthetic ``n_samples × dim`` data set and its problem (the matrix and two
     numbers per sample; fitted to tracemalloc's peak)."""
     return _NUMBER * float(n_samples) * (float(dim) + 2)
+
+
+def pep_bytes(steps: int) -> float:
+    """Estimated peak bytes of one PEP of ``steps`` iterations: CVXPY's data for about (N + 2)² interpolation
+    constraints over an (N + 2)² Gram matrix, about 32 (N + 2)⁴ bytes (measured: 1.3 GB at N = 80)."""
+    return 32.0 * (float(steps) + 2) ** 4
 
 
 def regime_bytes(n_points: int, n_rho: int, dim: int, steps: int) -> float:

@@ -43,7 +43,7 @@ def _existing_folder(name: str, path: Path, start: Path) -> Path:
         current = current.parent
     if not current.is_dir():
         if current == path.absolute():
-            raise ValueError(f"{name} {_shown(path)} is a file, not a folder")
+            raise ValueError(f"{name} must be a folder, got the file {_shown(path)}")
         raise ValueError(f"{name} {_shown(path)} lies under the file {_shown(current)}, which is not a folder")
     return current
 

@@ -292,3 +292,162 @@ def test_measured_edge_on_a_concave_problem_without_a_shortcut_ends_within_its_b
 ])
 def test_seed_messages_name_the_argument(cli_error, argv, fragment):
     assert fragment in cli_error(argv)
+
+
+# -- 3. output paths checked before any work ----------------------------------------------------------------
+
+@pytest.fixture
+def no_figure_work(monkeypatch):
+    from samtheory import _figures
+
+    monkeypatch.setattr(_figures, "run_figure", _never("run_figure"))
+
+
+def _bad_folders(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "with_cache").mkdir()
+    (tmp_path / "with_cache" / "cache").write_text("not a folder")
+    return {
+        "is a file": tmp_path / "a_file",
+        "under a file": tmp_path / "a_file" / "out",
+        "unwritable": Path("/proc/x"),
+        "long component": tmp_path / ("n" * 300),
+        "holds a file named cache": tmp_path / "with_cache",
+    }
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("is a file", "must be a folder, got the file"),
+    ("under a file", "lies under the file"),
+    ("unwritable", "cannot be written"),
+    ("long component", "component of 300 bytes"),
+    ("holds a file named cache", "holds a file named 'cache'"),
+])
+def test_figures_out_is_checked_before_any_figure_is_computed(cli_error, tmp_path, no_figure_work, case, fragment):
+    line = cli_error(["figures", "pep", "--quick", "--out", str(_bad_folders(tmp_path)[case])])
+    assert line.startswith("samtheory figures: error: --out") and fragment in line
+
+
+def test_figures_out_holding_a_folder_where_a_figure_goes_is_refused(cli_error, tmp_path, no_figure_work):
+    (tmp_path / "pep.png").mkdir()
+    assert "holds a folder named 'pep.png'" in cli_error(["figures", "pep", "--quick", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("flag", ["--output", "--csv"])
+@pytest.mark.parametrize("case, fragment", [
+    ("folder", "is a folder"),
+    ("under a file", "lies under the file"),
+    ("unwritable", "cannot be written"),
+    ("long component", "component of 300 bytes"),
+])
+def test_neural_outputs_are_checked_before_training(cli_error, tmp_path, monkeypatch, flag, case, fragment):
+    """The CLI checks before importing torch, and the library before training (both are checked)."""
+    pytest.importorskip("torch")
+    from samtheory.torch import neural
+
+    (tmp_path / "a_file").write_text("x")
+    path = {"folder": tmp_path, "under a file": tmp_path / "a_file" / "r.json", "unwritable": Path("/proc/x"),
+            "long component": tmp_path / ("n" * 300)}[case]
+    monkeypatch.setattr(neural, "train_run", _never("train_run"))
+    monkeypatch.setattr(neural, "load_dataset", _never("load_dataset"))
+    line = cli_error(["neural", "--quick", flag, str(path)])
+    assert f"error: {flag} " in line and fragment in line
+    with pytest.raises(ValueError, match=fragment):
+        neural.run_neural_validation(**{flag[2:]: path})
+
+
+def test_neural_output_and_csv_must_differ(cli_error, tmp_path):
+    same = str(tmp_path / "r.json")
+    assert "--output and --csv must be different files" in cli_error(["neural", "--output", same, "--csv", same])
+
+
+def test_atomic_write_keeps_the_previous_file_and_leaves_no_partial_file(tmp_path):
+    from samtheory._paths import write_atomically
+
+    target = tmp_path / "results.json"
+    target.write_text("previous")
+
+    def interrupted(handle):
+        handle.write("half of the new")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(target, interrupted)
+    assert target.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    write_atomically(target, lambda handle: handle.write("new"))
+    assert target.read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert oct(target.stat().st_mode & 0o777) != oct(0o600)  # usual permissions, not mkstemp's private ones
+
+
+# -- 7. Ctrl-C and progress -------------------------------------------------------------------------------------
+
+_READY = "samtheory-test: ready"
+
+
+@pytest.mark.parametrize("argv", [
+    ["simulate", "--eta", "0.001", "--steps", "100000000"],  # one chunk: the main thread unwinds
+    ["simulate", "--eta", "0.001,0.002,0.003", "--rho", "0.01,0.02", "--steps", "100000000"],  # worker threads
+    ["demo", "--steps", "100000000"],
+    ["stability-gap", "--steps", "100000000"],
+], ids=["simulate", "simulate-grid", "demo", "stability-gap"])
+def test_ctrl_c_exits_with_130_and_one_line(argv, tmp_path):
+    # The child says when its imports are done (a SIGINT during `import numpy` is Python's, not ours), then
+    # runs main(): the signal is sent a second later, long before 10^8 steps end.
+    script = (f"import sys; import samtheory.cli as cli; print({_READY!r}, file=sys.stderr, flush=True); "
+              f"sys.exit(cli.main({argv!r}))")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               cwd=tmp_path, env=_cli_env(), text=True)
+    try:
+        assert process.stderr.readline().strip() == _READY
+        import time
+
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=HANG_GUARD_SECONDS)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert err.splitlines() == [f"samtheory {argv[0]}: interrupted"] and out == ""
+    assert list(tmp_path.iterdir()) == []  # no partial file
+
+
+def test_progress_is_shown_on_a_terminal_only(capsys, monkeypatch):
+    assert main(["demo", "--steps", "20", "--json"]) == 0
+    assert capsys.readouterr().err == ""  # stderr is not a terminal here
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["demo", "--steps", "20", "--json"]) == 0
+    err = capsys.readouterr().err
+    assert "demo" in err and "method" in err and "simulate" in err
+
+
+# -- 8. the PEP: one line naming the arguments, solver output kept off stdout --------------------------------------
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["pep", "--eta", "1e300"], "--eta 1e+300 --rho 0 --L 1 --R 1: the PEP's numbers overflow float64"),
+    (["pep", "--rho", "1e300"], "--rho 1e+300"),
+    (["pep", "--critical", "--rho", "1e300", "--steps", "2"], "--rho 1e+300 --steps 2"),
+    (["pep", "--steps", "1000"], "--steps 1000 needs about"),
+])
+def test_pep_bad_numbers_are_one_line_naming_the_argument(cli_error, argv, fragment):
+    with hang_guard():
+        assert fragment in cli_error(argv)
+
+
+def test_solver_output_never_reaches_stdout(capfd):
+    """SCS prints "ERROR: could not determine problem status." from C on this input (captured at the file
+    descriptor: capfd, not capsys); the failure is the documented exit status 1 with one line on stderr."""
+    assert main(["pep", "--R", "1e300", "--json"]) == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and "solver failed" in err and "SCS" in err
+
+
+def test_solver_silencing_keeps_python_output_in_order(capfd):
+    from samtheory.convex import _solver
+
+    print("before", flush=False)
+    with _solver._stdout_silenced():
+        os.write(1, b"from C\n")
+        print("from PySys_WriteStdout")
+    print("after")
+    assert capfd.readouterr().out == "before\nafter\n"
