@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._common import emit, float_list, format_table, int_list
 
@@ -52,6 +53,15 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    from .._paths import check_output_file
+
+    # Checked before torch is imported and hours of training start: a bad path must not lose the results.
+    for flag, path in (("--output", args.output), ("--csv", args.csv)):
+        if path is not None:
+            check_output_file(flag, path)
+    if args.output is not None and args.csv is not None and \
+            os.path.abspath(args.output) == os.path.abspath(args.csv):
+        raise ValueError(f"--output and --csv must be different files, got {args.output!r} for both")
     try:
         from ..torch.neural import DEFAULT_CONFIG, QUICK_CONFIG, run_neural_validation
     except ImportError as error:
