@@ -3,12 +3,13 @@
 Import it explicitly (``import samtheory.torch``); ``import samtheory`` never imports torch. Install the extra
 with ``pip install "samtheory[torch]"``.
 
-- :class:`SAMOptimizer`: the update rules of THEORY.md §2 (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``, options
+- :class:`SAMOptimizer`: the update rules of docs/theory.md §2 (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``, options
   ``adaptive`` and ``truncate``), equal to :mod:`samtheory.methods` to float64 rounding (tests/test_torch_equivalence.py).
 - :func:`top_hessian_eigenvalue` / :func:`hessian_vector_product`: sharpness by Hessian-vector products
   (Lanczos via :func:`scipy.sparse.linalg.eigsh`, or power iteration).
-- :mod:`samtheory.torch.neural`: the neural validation behind ``samtheory neural``
-  (:func:`~samtheory.torch.neural.run_neural_validation`).
+
+The neural validation behind ``samtheory neural`` is an experiment of the repository (``experiments/neural.py``),
+built on these two tools.
 """
 
 from .hessian import hessian_vector_product, top_hessian_eigenvalue

@@ -1,9 +1,12 @@
 r"""Neural validation: SAM, USAM and StableSAM training small networks over a learning-rate grid.
 
+An experiment of the repository, next to the figure scripts: ``samtheory neural`` loads this file from the
+repository it runs in (:func:`samtheory.repository.load_experiment`), and so does ``experiments/fig_neural.py``.
+
 :func:`run_neural_validation` trains a small MLP and a small 1-D CNN on MNIST-1D (Greydanus 2020), generated
 locally by the ``mnist1d`` package (no download), or on scikit-learn's ``digits`` (bundled with sklearn), for
 every (model, method, learning rate, seed), with :class:`~samtheory.torch.SAMOptimizer` over plain SGD
-(optionally with momentum); both gradients of a step use the same minibatch. It answers THEORY.md O5 on
+(optionally with momentum); both gradients of a step use the same minibatch. It answers docs/theory.md O5 on
 networks: at which learning rates does SAM/USAM training become unstable where StableSAM does not, and does
 StableSAM match SAM where both are stable? ``samtheory neural`` runs it from the command line.
 
@@ -69,11 +72,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
-from .. import _validation as check
-from .._paths import check_output_file, write_atomically
-from .hessian import top_hessian_eigenvalue
-from .optimizer import METHOD_NAMES, SAMOptimizer
+from samtheory import __version__
+from samtheory import validation as check
+from samtheory.torch import METHOD_NAMES, SAMOptimizer, top_hessian_eigenvalue
+from samtheory.validation import check_output_file, write_atomically
 
 __all__ = ["run_neural_validation", "load_dataset", "build_model", "train_run", "Dataset", "SCHEMA",
            "QUICK_CONFIG", "DEFAULT_CONFIG", "MODELS", "DATASETS", "CSV_FIELDS"]
