@@ -147,3 +147,99 @@ def test_bad_base_optimizer_arguments(arguments, message):
     arguments = {"eta": 0.01, **arguments}
     with pytest.raises(ValueError, match=re.escape(message)):
         st.simulate(st.Quadratic([1.0, 2.0]), "ssam", rho=0.1, steps=20, **arguments)
+
+
+# -- O15 and O13 closed forms against measurement ------------------------------------------------------------
+
+RTOL = 1e-3  # bisection tolerance of the measured thresholds (upper/lower − 1)
+
+
+@pytest.mark.parametrize("base", [{"momentum": 0.9}, {"momentum": 0.9, "nesterov": True}, {"weight_decay": 5.0},
+                                  {"momentum": 0.5, "weight_decay": 2.0}])
+def test_o15_measured_edges_match_the_closed_forms(base):
+    """gd and usam under each base: analytic_eta against the bisected non-divergent edge, within the bisection
+    tolerance 2·rtol (the bracket's width plus the finite divergence budget's bias)."""
+    problem, lam_max, rho = st.Quadratic([1.0, 10.0, 100.0]), 100.0, 0.05
+    damping = 1 + 2 * base.get("momentum", 0.0) if base.get("nesterov") else 1.0
+    for method, curvature in (("gd", lam_max), ("usam", lam_max * (1 + rho * lam_max))):
+        expected = 2 * (1 + base.get("momentum", 0.0)) / (damping * (curvature + base.get("weight_decay", 0.0)))
+        analytic = st.stability.analytic_critical_learning_rate(method, [1.0, 10.0, 100.0], rho, **base)
+        assert float(analytic.value) == pytest.approx(expected, rel=1e-12)
+        measured = st.stability.critical_learning_rate(problem, method, rho, rtol=RTOL, **base)
+        assert abs(float(measured.value[0]) / expected - 1) <= 2 * RTOL
+
+
+def test_o15_nonlinear_methods_have_no_closed_form_with_a_base():
+    for method in ("sam", "ssam", "susam"):
+        threshold = st.stability.analytic_critical_learning_rate(method, [1.0, 10.0, 100.0], 0.05, momentum=0.9)
+        assert np.isnan(threshold.value) and "no closed form" in threshold.reason_text
+        assert st.stability.asymptotic_rate(method, [1.0, 10.0, 100.0], 0.01, 0.05, momentum=0.9) is None
+    # In one dimension (λ > 0) ssam and susam hand the base optimizer g(x) (O4): GD's heavy-ball edge.
+    one_d = st.stability.analytic_critical_learning_rate("susam", [4.0], 0.05, momentum=0.5)
+    assert float(one_d.value) == pytest.approx(2 * 1.5 / 4.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("method", ["gd", "usam"])
+@pytest.mark.parametrize("base", [{"momentum": 0.7}, {"momentum": 0.3, "nesterov": True}, {"weight_decay": 0.5},
+                                  {"momentum": 0.6, "weight_decay": 0.2}])
+def test_o15_measured_rates_match_the_closed_form(method, base):
+    """measured_rate over a window of 1000 steps against asymptotic_rate(momentum=...), at a tenth of the edge.
+    1e-6 relative where the slowest mode's roots are real; 1e-5 where they are complex (|z| = √β): ‖g‖ then
+    oscillates with the roots' phase, a window error of order ln(oscillation)/1000 ≈ 3e-6 (measured)."""
+    problem, rho = st.Quadratic([1.0, 10.0]), 0.05
+    eta = 0.1 * float(st.stability.analytic_critical_learning_rate(method, [1.0, 10.0], rho, **base).value)
+    predicted = float(st.stability.asymptotic_rate(method, [1.0, 10.0], eta, rho, **base))
+    measured = float(st.stability.measured_rate(problem, method, eta, rho, steps=2000, window=1000, **base))
+    complex_roots = predicted == pytest.approx(np.sqrt(base.get("momentum", 0.0)), rel=1e-12)
+    assert predicted < 1 and measured == pytest.approx(predicted, rel=1e-5 if complex_roots else 1e-6)
+
+
+def test_o13_susam_diverges_just_above_two_over_lambda_max_in_any_dimension():
+    """O13: susam's non-divergent edge is 2/λ_max (measured to the bisection tolerance) in d = 3 and d = 6."""
+    for lam in ([1.0, 10.0, 100.0], np.geomspace(1.0, 40.0, 6)):
+        measured = st.stability.critical_learning_rate(st.Quadratic(lam), "susam", 0.1, rtol=RTOL)
+        assert abs(float(measured.value[0]) * max(lam) / 2 - 1) <= 2 * RTOL
+
+
+def test_o4_failure_cases_of_the_one_dimensional_reduction():
+    """O4 corrected: in 1-D, ssam = gd fails for λ < 0 and |x| < ρ; susam = gd fails for ρ|λ| > 1; at ρ|λ| = 1
+    g(y) = 0 and susam's step is 0 (exact: these are sign flips, not roundings)."""
+    grad = lambda lam: (lambda x: lam * x)  # noqa: E731
+    x, eta = np.array([[0.03]]), 0.1
+    gd_step = lambda lam: st.gd(x, grad(lam), eta).x  # noqa: E731
+    # ssam, λ < 0: |x| < ρ flips the sign of g(y) = λ(x + ρ sign x): step away from GD's.
+    assert not np.array_equal(st.ssam(x, grad(-2.0), eta, 0.05).x, gd_step(-2.0))
+    assert np.array_equal(st.ssam(x, grad(-2.0), eta, 0.01).x, gd_step(-2.0))  # |x| > ρ: GD
+    # susam, ρ|λ| > 1: g(y) = λ(1 + ρλ)x has the opposite sign for λ < −1/ρ (ρ|λ| > 1 with λ < 0).
+    assert not np.array_equal(st.susam(x, grad(-30.0), eta, 0.05).x, gd_step(-30.0))
+    assert np.array_equal(st.susam(x, grad(-10.0), eta, 0.05).x, gd_step(-10.0))  # ρ|λ| = 0.5 < 1: GD
+    # The stall: ρλ = −1 makes y = 0, g(y) = 0, γ = 1 by the zero-gradient rule, and the step is 0.
+    assert np.array_equal(st.susam(x, grad(-20.0), eta, 0.05).x, x)
+
+
+def test_o14_usam_expansivity_matches_the_documented_values():
+    """κ(1, 1) = 2/√3, κ(0.5, 1) = √(16/15) to 1e-12; κ(0.5, 0.2) = 1.0015662 as THEORY.md rounds it (5e-8)."""
+    kappa = st.theory.usam_expansivity([1.0, 0.5, 0.5], [1.0, 1.0, 0.2])
+    np.testing.assert_allclose(kappa[:2], [2 / np.sqrt(3), np.sqrt(16 / 15)], rtol=1e-12)
+    assert abs(kappa[2] - 1.0015662) <= 5e-8
+    # At ρ = 0 USAM is GD, 1-expansive for ηL <= 2 (O10, Hardt–Recht–Singer): κ = 1 to rounding (1e-15).
+    np.testing.assert_allclose(st.theory.usam_expansivity(np.linspace(0.05, 1.5, 7), 0.0), 1.0, atol=1e-15)
+
+
+def test_o18_cycle_suboptimality_is_the_cycle_loss():
+    """f on the O3 2-cycle ±a·u_1 is ½λ₁a², measured from a long sam run to 1e-9 relative."""
+    eta, rho, lam = 0.01, 0.05, 100.0
+    run = st.simulate(st.Quadratic([lam]), "sam", eta, rho, steps=4000, x0=[0.3])
+    assert float(run.loss) == pytest.approx(float(st.theory.sam_cycle_suboptimality(eta, rho, lam)), rel=1e-9)
+
+
+@pytest.mark.parametrize("command", ["simulate --eta 0.01", "regime --method gd --rtol 0.1"])
+@pytest.mark.parametrize("flags, message", [
+    ("--momentum 1", "momentum must be in [0, 1)"), ("--momentum -0.5", "momentum must be >= 0"),
+    ("--weight-decay -1", "weight_decay must be >= 0"), ("--momentum nan", "momentum must be finite"),
+    ("--schedule bogus", "schedule must be one of"), ("--schedule step:-1", "K must be finite and > 0"),
+    ("--schedule cosine:5", "finite step factor > 0"),
+])
+def test_cli_bad_base_optimizer_flags(cli_error, command, flags, message):
+    line = cli_error([*command.split(), "--steps", "20", *flags.split()])
+    assert message in line

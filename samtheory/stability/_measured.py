@@ -131,7 +131,10 @@ def _base(base) -> dict:
                                                               base.get("weight_decay", 0.0))
     if momentum.ndim or weight_decay.ndim:
         raise ValueError(f"momentum and weight_decay must be numbers, got shapes {momentum.shape}, {weight_decay.shape}")
-    return {"momentum": float(momentum), "nesterov": nesterov, "weight_decay": float(weight_decay)}
+    options = {"momentum": float(momentum), "nesterov": nesterov, "weight_decay": float(weight_decay)}
+    if base.get("schedule") is not None:
+        options["schedule"] = base["schedule"]  # simulate checks it
+    return options
 
 
 class _Runner:
@@ -512,7 +515,8 @@ def _finite(value):
 def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3, eta_range=None,
                     rules: ClassificationRules | None = None, steps=None, tol=None, divergence_factor=None,
                     divergence_steps=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-                    truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0) -> list[dict]:
+                    truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+                    schedule=None) -> list[dict]:
     r"""Analytic against measured critical learning rates, one row per (method, ρ) — the regime table.
 
     Each row: ``method``, ``rho``; the non-divergent edge — ``analytic_eta`` (None without closed form),
@@ -542,6 +546,8 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
         The rule's options, as in :func:`samtheory.simulate` (default False).
     momentum, nesterov, weight_decay : optional
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    schedule : None, str or callable, optional
+        Learning-rate schedule of every run (:func:`samtheory.simulate`); the closed forms are then not compared.
 
     Returns
     -------
@@ -556,9 +562,13 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     if not methods:
         raise ValueError("methods must name at least one method, got an empty list")
     names = [resolve_method(m).name for m in methods]
-    base = _base({"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay})
+    base = _base({"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "schedule": schedule})
+    constant_base = {key: value for key, value in base.items() if key != "schedule"}
+    if schedule is not None:
+        spectrum, spectrum_reason = None, "the closed forms are for a constant learning rate, not under a schedule"
     rho = np.atleast_1d(check.as_float_array("rhos", rhos, nonnegative=True))
-    spectrum, spectrum_reason = _problem_spectrum(problem)
+    if schedule is None:
+        spectrum, spectrum_reason = _problem_spectrum(problem)
     measured = {}
     for name, method in zip(names, methods):
         ill_posed = _converged_edge_ill_posed(method, spectrum)
@@ -581,7 +591,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
             if spectrum is None:
                 analytic[edge] = (None, spectrum_reason)
             else:
-                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive, **base,
+                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive, **constant_base,
                                                          truncate=truncate)
                 analytic[edge] = ([_finite(v) for v in result.value], result.reason_text)
         for i, r in enumerate(rho):
@@ -606,7 +616,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
                     row["converged_relative_error"] = None if a is None or e is None else abs(e - a) / a
                     row["converged_width_vs_gd"] = _ratio(e, gd[edge][i])
             row.update(_rate_columns(problem, method, spectrum, 0.5 * gd["nondivergent"][i], float(r), rules, x0,
-                                     adaptive, truncate, base, notes))
+                                     adaptive, truncate, constant_base, base.get("schedule"), notes))
             row["steps"] = rules.steps
             row["divergence_steps"] = rules.divergence_budget(rtol)
             row["note"] = "; ".join(dict.fromkeys(notes))
@@ -623,7 +633,7 @@ def _converged_edge_ill_posed(method, spectrum) -> bool:
     return bool(resolve_method(method).renormalized) and (spectrum is None or np.shape(spectrum)[-1] > 1)
 
 
-def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, truncate, base, notes) -> dict:
+def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, truncate, base, schedule, notes) -> dict:
     """The O13 rate comparison at η = half GD's measured edge: ``rate_eta``, ``analytic_rate``, ``measured_rate``,
     ``rate_relative_error`` (None where a value does not exist; ``notes`` gets why)."""
     columns = {"rate_eta": _finite(eta), "analytic_rate": None, "measured_rate": None, "rate_relative_error": None}
@@ -631,13 +641,13 @@ def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, trun
         return columns
     spec = resolve_method(method)
     if spectrum is not None and spec.kind is not None and not adaptive and np.all(spectrum >= 0) and np.any(spectrum > 0):
-        predicted = theory.asymptotic_rate(spec, spectrum, eta, rho, **{k: v for k, v in base.items()})
+        predicted = theory.asymptotic_rate(spec, spectrum, eta, rho, **base)
         if predicted is None:
             notes.append(f"rate analytic: no closed form for {spec.name} with momentum or weight decay")
         else:
             columns["analytic_rate"] = _finite(predicted)
     rate = measured_rate(problem, method, eta, rho, steps=_RATE_STEPS, rules=rules, x0=x0, adaptive=adaptive,
-                         truncate=truncate, **base)
+                         truncate=truncate, **base, schedule=schedule)
     columns["measured_rate"] = _finite(rate)
     if columns["measured_rate"] is None:
         notes.append("rate measured: " + ("diverged" if np.isinf(rate) else "‖g‖ reached the subnormal range"))
@@ -648,7 +658,8 @@ def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, trun
 
 def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int | None = None,
                   rules: ClassificationRules | None = None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-                  truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0) -> np.ndarray:
+                  truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+                  schedule=None) -> np.ndarray:
     r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
     the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
     :func:`asymptotic_rate`; NaN where ‖g‖ fell below 1e-280 (subnormal floats). ``eta``, ``rho`` broadcast;
@@ -677,6 +688,8 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
         The rule's options, as in :func:`samtheory.simulate` (default False).
     momentum, nesterov, weight_decay : optional
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    schedule : None, str or callable, optional
+        Learning-rate schedule, as in :func:`samtheory.simulate` (default constant).
 
     Returns
     -------
@@ -690,7 +703,7 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
     rules = _rules(rules, steps=steps, n_points=n_points, seed=seed)
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
-    base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
+    base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "schedule": schedule}
     result = _Runner(problem, method, rules, x0, adaptive, truncate, base).run(eta, rho, steps, record_every=window)
     start, end = result.history.grad_norm[-2], result.history.grad_norm[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
