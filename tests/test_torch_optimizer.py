@@ -365,7 +365,7 @@ def test_bfloat16_norm_is_accumulated_in_float32():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(rho=-0.1), "rho must be >= 0"),
     (dict(rho=float("nan")), "rho must be finite"),
-    (dict(rho=[0.1, 0.2]), "rho must be a number"),
+    (dict(rho=[0.1, 0.2]), "rho must be a real number"),
     (dict(method="adam"), "method must be one of"),
     (dict(adaptive="yes"), "adaptive must be True or False"),
     (dict(truncate=1), "truncate must be True or False"),
@@ -399,3 +399,31 @@ def test_bad_use():
     state["sam"] = {"method": "lion"}
     with pytest.raises(ValueError, match="method must be one of"):
         optimizer.load_state_dict(state)
+
+
+def test_a_registered_family_member_runs_in_torch_like_its_builtin_twin():
+    """The optimizer reads the method's structure from the registry: a new spec with susam's flags steps exactly
+    like susam, and a bare NumPy rule (unknown structure) is refused with the reason."""
+    import samtheory as st
+    from samtheory.torch import SAMOptimizer
+
+    spec = st.sharpness_aware_method("torch_susam", normalized=False, renormalized=True)
+    results = []
+    for method in (spec, "susam"):
+        torch.manual_seed(0)
+        weight = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
+        optimizer = SAMOptimizer([weight], torch.optim.SGD, method=method, rho=0.1, lr=0.05)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = (torch.arange(1.0, 5.0, dtype=torch.float64) * weight**2).sum()
+            loss.backward()
+            return loss
+
+        for _ in range(5):
+            optimizer.step(closure)
+        results.append(weight.detach().clone())
+    assert torch.equal(results[0], results[1])  # same rule, same structure: bit for bit
+    with pytest.raises(ValueError, match="unknown structure"):
+        SAMOptimizer([torch.nn.Parameter(torch.zeros(2))], torch.optim.SGD, method=st.resolve_method(lambda *a, **k: None),
+                     lr=0.1)

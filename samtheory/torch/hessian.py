@@ -4,6 +4,10 @@ H v = ∇(∇f · v) by double back-propagation (Pearlmutter 1994). The top eige
 (:func:`scipy.sparse.linalg.eigsh` with ``which="LA"`` on a :class:`~scipy.sparse.linalg.LinearOperator`) or from
 power iteration (which converges to the eigenvalue of largest magnitude). The Lanczos start vector is drawn
 from ``seed``, so the result is reproducible.
+
+``params`` is one tensor or an iterable of real floating-point tensors (a complex one is refused). A loss whose
+gradient does not depend on them has H = 0, and λ_max = 0.0. A non-finite loss, vector or Hessian-vector product
+raises a ``ValueError`` (never a NaN result, an ARPACK error or a RuntimeWarning).
 """
 
 from __future__ import annotations
@@ -18,7 +22,21 @@ from .. import _validation as check
 __all__ = ["hessian_vector_product", "top_hessian_eigenvalue"]
 
 
-def _parameters(params: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+def _parameters(params) -> list[torch.Tensor]:
+    """The real floating-point tensors of ``params`` (one tensor, or an iterable of them) that require a gradient."""
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"params must be a tensor or an iterable of tensors, got {type(params).__name__}") from None
+    for position, p in enumerate(params):
+        if not isinstance(p, torch.Tensor):
+            raise TypeError(f"params must be a tensor or an iterable of tensors, got a {type(p).__name__} at "
+                            f"position {position}")
+        if p.is_complex() or not p.is_floating_point():
+            raise ValueError(f"params: parameter {position} has dtype {p.dtype}; the Hessian tools need real "
+                             "floating-point parameters (use torch.view_as_real for a complex one)")
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("params must contain at least one tensor with requires_grad=True")
@@ -36,10 +54,18 @@ class _HessianOperator:
             loss = loss_fn()
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError(f"loss_fn must return a scalar tensor, got {type(loss).__name__}")
+            if not bool(torch.isfinite(loss.detach()).all()):
+                raise ValueError(f"loss_fn returned a non-finite loss ({loss.item()}): its Hessian is undefined")
+            if not loss.requires_grad:  # a constant: H = 0
+                self.grads = [None] * len(params)
+                return
             self.grads = torch.autograd.grad(loss.reshape(()), params, create_graph=True, allow_unused=True)
 
     def products(self, vectors: list[torch.Tensor]) -> list[torch.Tensor]:
-        used = [(g, v) for g, v in zip(self.grads, vectors) if g is not None]
+        # A gradient that is None or constant (no graph) contributes nothing: its rows of H are 0.
+        used = [(g, v) for g, v in zip(self.grads, vectors) if g is not None and g.requires_grad]
+        if not used:
+            return [torch.zeros_like(p) for p in self.params]
         with torch.enable_grad():
             hv = torch.autograd.grad([g for g, _ in used], self.params, grad_outputs=[v for _, v in used],
                                      retain_graph=True, allow_unused=True)
@@ -50,7 +76,11 @@ class _HessianOperator:
         pieces = [piece.reshape(p.shape).to(device=p.device, dtype=p.dtype)
                   for piece, p in zip(torch.split(flat, self.sizes), self.params)]
         hv = self.products(pieces)
-        return torch.cat([h.detach().reshape(-1).to("cpu", torch.float64) for h in hv]).numpy()
+        product = torch.cat([h.detach().reshape(-1).to("cpu", torch.float64) for h in hv]).numpy()
+        if not np.all(np.isfinite(product)):
+            raise ValueError("the Hessian-vector product is not finite: the loss's curvature overflows or is "
+                             "undefined at these parameters")
+        return product
 
 
 def hessian_vector_product(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor],
@@ -72,10 +102,20 @@ def hessian_vector_product(loss_fn: Callable[[], torch.Tensor], params: Iterable
         H v, one detached tensor per parameter.
     """
     params = _parameters(params)
-    vectors = list(vectors)
+    try:
+        vectors = list(vectors)
+    except TypeError:
+        raise TypeError(f"vectors must be a list of tensors, got {type(vectors).__name__}") from None
+    if not all(isinstance(v, torch.Tensor) for v in vectors):
+        raise TypeError(f"vectors must be a list of tensors, got {[type(v).__name__ for v in vectors]}")
+    if any(v.is_complex() or not v.is_floating_point() for v in vectors):
+        raise ValueError(f"vectors must be real floating-point tensors, got dtypes {[v.dtype for v in vectors]}")
+    if not all(bool(torch.isfinite(v).all()) for v in vectors):
+        raise ValueError("vectors must be finite, got NaN or inf")
     if len(vectors) != len(params) or any(v.shape != p.shape for v, p in zip(vectors, params)):
         raise ValueError(f"vectors must have the shapes of params {[tuple(p.shape) for p in params]}, "
                          f"got {[tuple(v.shape) for v in vectors]}")
+    vectors = [v.to(device=p.device, dtype=p.dtype) for v, p in zip(vectors, params)]  # autograd needs p's dtype
     return [h.detach() for h in _HessianOperator(loss_fn, params).products(vectors)]
 
 
@@ -123,6 +163,8 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable
         hessian = np.column_stack([operator(column) for column in np.eye(n)])
         return float(np.linalg.eigvalsh((hessian + hessian.T) / 2)[-1])
     if method == "lanczos":
+        if not np.any(operator(start)):  # H v0 = 0 (as when H = 0): ARPACK would fail; power iteration answers 0
+            return 0.0
         linear = LinearOperator((n, n), matvec=operator, dtype=np.float64)
         try:
             values = eigsh(linear, k=1, which="LA", tol=tol, maxiter=maxiter or max(20 * n, 1000), v0=start,

@@ -14,7 +14,10 @@ method     ascent point y = x + ε                  gradient handed to the base 
 
 ``adaptive`` (ASAM, Kwon et al. 2021; T(x) = |x|): ε = ρ T² g/‖T g‖ or ρ T² g, and γ = ‖T(x) g(x)‖/‖T(y) g(y)‖
 (the official StableSAM code's convention). ``truncate``: γ ← min(1, γ). A zero norm gives ε = 0 and γ = 1.
-Norms are global over all parameters (all groups), accumulated in float32 at least, and stay on the device.
+Norms are global over all parameters (all groups), accumulated in float32 at least, and stay on the device. They
+neither overflow nor underflow: gradients far from 1 (beyond 2^±40 in float32, 2^±400 in float64) are scaled by an
+exact power of two first, as :mod:`samtheory.methods` scales its row norms, so a float32 gradient of 1e30 or 1e-30
+gives the step of the float64 reference; ρ/‖g‖ is applied to the scaled gradient, so it cannot overflow either.
 The base optimizer then applies its own rule (momentum, weight decay, Adam moments) to the descent gradient at
 the restored point x, as in the official code. With plain SGD the iterates equal :mod:`samtheory.methods`'
 (tests/test_torch_equivalence.py).
@@ -24,17 +27,20 @@ References: Foret et al. (2021); Andriushchenko & Flammarion (2022); Tan et al.,
 
 from __future__ import annotations
 
+import math
+import numbers
+import reprlib
 from typing import Callable, NamedTuple
 
+import numpy as np
 import torch
 
-from .. import _validation as check
+from ..methods import BUILTIN_METHODS, METHODS, MethodSpec
 
 __all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES"]
 
-METHOD_NAMES = ("gd", "sam", "usam", "ssam", "susam")
-_NORMALIZED = frozenset({"sam", "ssam"})
-_RENORMALIZED = frozenset({"ssam", "susam"})
+#: The built-in method names (any registered method of known structure is accepted too).
+METHOD_NAMES = BUILTIN_METHODS
 
 
 class StepStats(NamedTuple):
@@ -51,15 +57,48 @@ class StepStats(NamedTuple):
 
 def _flag(name: str, value) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(f"{name} must be True or False, got {reprlib.repr(value)}")
     return value
 
 
-def _rho(value) -> float:
-    rho = check.as_float_array("rho", value, nonnegative=True)
-    if rho.ndim != 0:
-        raise ValueError(f"rho must be a number, got {value!r}")
-    return float(rho)
+def _is_real_number(value) -> bool:
+    """A real number: Python/NumPy int or float, or a 0-dim real NumPy array or tensor; never a bool or a string."""
+    if isinstance(value, torch.Tensor):
+        return value.ndim == 0 and value.dtype != torch.bool and not value.dtype.is_complex
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "fiu"
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _nonnegative_number(name: str, value, where: str = ""):
+    """``value`` unchanged if it is a finite real number >= 0, else a ValueError naming ``name``."""
+    if not _is_real_number(value):
+        raise ValueError(f"{name} must be a real number >= 0{where}, got {reprlib.repr(value)}")
+    number = float(value)  # a tensor here is 0-dim: one host read, at construction only
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be finite{where}, got {value!r}")
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0{where}, got {value!r}")
+    return value
+
+
+def _method(value) -> MethodSpec:
+    """The registered method named ``value`` (or the spec itself), whose structure the optimizer follows."""
+    if isinstance(value, MethodSpec):
+        spec = value
+    elif isinstance(value, str) and value in METHODS:  # a list or an array would fail the lookup unclearly
+        spec = METHODS[value]
+    else:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))} or a MethodSpec, "
+                         f"got {reprlib.repr(value)}")
+    if not spec.known:
+        raise ValueError(f"method {spec.name!r} has unknown structure (a bare NumPy rule): the torch optimizer needs "
+                         "its ascent, normalized and renormalized flags, e.g. samtheory.sharpness_aware_method(...)")
+    return spec
+
+
+def _rho(value, where: str = "") -> float:
+    return float(_nonnegative_number("rho", value, where))
 
 
 def _accumulation_dtype(tensors) -> torch.dtype:
@@ -69,6 +108,11 @@ def _accumulation_dtype(tensors) -> torch.dtype:
 
 # On the CPU, concatenating up to this many elements and taking one norm beats per-tensor norm kernels.
 _CPU_CONCATENATE_LIMIT = 1 << 22
+
+# Peaks max|t| within 2^±safe keep the scale 2^0 (the plain sum of squares neither overflows nor underflows for
+# up to 2^48 elements in float32); outside, t is scaled by the power of two 2^-k that brings the peak to [½, 1),
+# with |k| <= largest (the largest binary exponent but 1, so that 2^±k and a sum of squares near 1 fit).
+_EXPONENTS = {torch.float32: (40, 126), torch.float64: (400, 1022)}  # (safe, largest)
 
 
 def _common_device(tensors: list[torch.Tensor]) -> torch.device | None:
@@ -84,9 +128,49 @@ def _by_device(tensors: list[torch.Tensor]) -> dict[torch.device, list[int]]:
     return indices
 
 
-def _device_norm(group: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    if group[0].device.type == "cpu" and sum(t.numel() for t in group) <= _CPU_CONCATENATE_LIMIT:
-        return torch.linalg.vector_norm(torch.cat([t.reshape(-1) for t in group]), dtype=dtype)
+def _power_of_two(exponent: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """2^exponent in ``dtype`` (float32 or float64) for an int32 tensor with |exponent| <= 126 or 1022, built from
+    its bits: exact on every device, where exp2 and pow need not be."""
+    if dtype == torch.float64:
+        return ((exponent.to(torch.int64) + 1023) << 52).view(torch.float64)
+    return ((exponent + 127) << 23).view(torch.float32)
+
+
+def _ldexp(value: torch.Tensor, exponent: torch.Tensor) -> torch.Tensor:
+    """value · 2^exponent for |exponent| <= 252 or 2044 (a difference of two scaling exponents), in two exact
+    factors."""
+    half = exponent >> 1
+    return value * _power_of_two(half, value.dtype) * _power_of_two(exponent - half, value.dtype)
+
+
+class _Norm(NamedTuple):
+    """‖t‖ = value · 2^exponent, where ``scaled`` = t · 2^-exponent (new tensors, in t's order) and value = ‖scaled‖.
+
+    The squares of ``scaled`` neither overflow nor underflow, whatever the scale of t (samtheory.methods scales
+    its row norms the same way), and the power of two is exact: in the common case (exponent 0) the value is the
+    plain norm, bit for bit. All 0-dim tensors stay on the first tensor's device (no host synchronization).
+    """
+
+    scaled: list[torch.Tensor]
+    value: torch.Tensor
+    exponent: torch.Tensor  # int32
+
+    def norm(self) -> torch.Tensor:
+        """‖t‖ itself (inf where it exceeds the accumulation dtype)."""
+        return self.value * _power_of_two(self.exponent, self.value.dtype)
+
+
+def _peak(group: list[torch.Tensor], flat: torch.Tensor | None) -> torch.Tensor:
+    """max |t| over ``group`` (0 when it holds no element), one fused kernel where the device has one."""
+    if flat is not None:
+        return flat.abs().amax() if flat.numel() else flat.new_zeros(())
+    nonempty = [t for t in group if t.numel()]
+    if not nonempty:
+        return group[0].new_zeros(())
+    return torch.stack(torch._foreach_norm(nonempty, math.inf)).amax()
+
+
+def _sum_of_squares_norm(group: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     try:  # one fused multi-tensor kernel on CUDA
         norms = torch._foreach_norm(group, 2, dtype=dtype)
     except (TypeError, RuntimeError):  # older torch: no dtype argument
@@ -94,14 +178,41 @@ def _device_norm(group: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
     return torch.linalg.vector_norm(torch.stack(norms))
 
 
-def _global_norm(tensors: list[torch.Tensor], dtype: torch.dtype) -> torch.Tensor:
-    """‖(t_1, ..., t_n)‖₂ accumulated in ``dtype``, on the first tensor's device, without host synchronization."""
-    if _common_device(tensors) is not None:
-        return _device_norm(tensors, dtype)
+def _global_norm(tensors: list[torch.Tensor], dtype: torch.dtype) -> _Norm:
+    """‖(t_1, ..., t_n)‖₂ accumulated in ``dtype`` (float32 or float64), scaled by a power of two so that it
+    neither overflows nor underflows, on the first tensor's device, without host synchronization."""
     target = tensors[0].device
-    partial = [_device_norm([tensors[i] for i in indices], dtype).to(target)
-               for indices in _by_device(tensors).values()]
-    return torch.linalg.vector_norm(torch.stack(partial))
+    devices = _by_device(tensors)
+    flats, peaks = {}, []
+    for device, indices in devices.items():
+        group = [tensors[i] for i in indices]
+        if device.type == "cpu" and sum(t.numel() for t in group) <= _CPU_CONCATENATE_LIMIT:
+            flats[device] = torch.cat([t.reshape(-1) for t in group])  # a copy: scaled in place below
+        peaks.append(_peak(group, flats.get(device)).to(target, dtype))
+    peak = peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax()
+    safe, largest = _EXPONENTS[dtype]
+    # frexp's exponent of inf or NaN is unspecified: clamped, it is harmless, as such a t has that norm at any scale.
+    exponent = torch.frexp(peak).exponent.clamp_(-largest, largest)
+    exponent = torch.where(exponent.abs() <= safe, 0, exponent)
+    down = _power_of_two(-exponent, dtype)
+    scaled: list[torch.Tensor] = [None] * len(tensors)  # type: ignore[list-item]
+    partial = []
+    for device, indices in devices.items():
+        factor = down.to(device)
+        flat = flats.get(device)
+        if flat is not None:
+            flat.mul_(factor)
+            partial.append(torch.linalg.vector_norm(flat, dtype=dtype).to(target))
+            pieces = flat.split([tensors[i].numel() for i in indices])
+            for i, piece in zip(indices, pieces):
+                scaled[i] = piece.view(tensors[i].shape)
+        else:
+            group = torch._foreach_mul([tensors[i] for i in indices], factor)
+            partial.append(_sum_of_squares_norm(group, dtype).to(target))
+            for i, tensor in zip(indices, group):
+                scaled[i] = tensor
+    value = partial[0] if len(partial) == 1 else torch.linalg.vector_norm(torch.stack(partial))
+    return _Norm(scaled, value, exponent)
 
 
 def _scale_(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
@@ -111,17 +222,6 @@ def _scale_(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
         return
     for device, indices in _by_device(tensors).items():
         torch._foreach_mul_([tensors[i] for i in indices], factor.to(device))
-
-
-def _scaled(tensors: list[torch.Tensor], factor: torch.Tensor) -> list[torch.Tensor]:
-    """factor · tensors as new tensors, in order (``factor`` a 0-dim tensor, copied once to each device)."""
-    if _common_device(tensors) == factor.device:
-        return torch._foreach_mul(tensors, factor)
-    out: list[torch.Tensor] = [None] * len(tensors)  # type: ignore[list-item]
-    for device, indices in _by_device(tensors).items():
-        for i, value in zip(indices, torch._foreach_mul([tensors[i] for i in indices], factor.to(device))):
-            out[i] = value
-    return out
 
 
 class SAMOptimizer(torch.optim.Optimizer):
@@ -153,7 +253,9 @@ class SAMOptimizer(torch.optim.Optimizer):
         A :class:`torch.optim.Optimizer` subclass built on the wrapper's param groups; None (default) for
         :class:`torch.optim.SGD`.
     method : str, optional
-        One of :data:`METHOD_NAMES` (default ``"ssam"``).
+        A registered method name (:data:`samtheory.METHODS`; default ``"ssam"``) or a
+        :class:`~samtheory.MethodSpec` of known structure (e.g. from :func:`samtheory.sharpness_aware_method`):
+        the optimizer follows its ``ascent``, ``normalized`` and ``renormalized`` flags.
     rho : float, optional
         Default radius of the param groups, >= 0 (default 0.05).
     adaptive : bool, optional
@@ -168,10 +270,13 @@ class SAMOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params, base_optimizer=None, *, method: str = "ssam", rho: float = 0.05,
                  adaptive: bool = False, truncate: bool = False, diagnostics: bool = False, **base_kwargs):
-        self.method = check.choice("method", method, METHOD_NAMES)
+        self._spec = _method(method)
+        self.method = self._spec.name
         self.truncate = _flag("truncate", truncate)
         self.diagnostics = _flag("diagnostics", diagnostics)
         defaults = {"rho": _rho(rho), "adaptive": _flag("adaptive", adaptive)}
+        if "lr" in base_kwargs:
+            _nonnegative_number("lr", base_kwargs["lr"])
         if isinstance(params, torch.optim.Optimizer):
             if base_optimizer is not None or base_kwargs:
                 raise ValueError("when params is an optimizer, it is the base optimizer: pass neither base_optimizer "
@@ -184,31 +289,70 @@ class SAMOptimizer(torch.optim.Optimizer):
             if not (isinstance(base_optimizer, type) and issubclass(base_optimizer, torch.optim.Optimizer)):
                 raise ValueError("base_optimizer must be a torch.optim.Optimizer class (or pass a built optimizer as "
                                  f"the first argument), got {base_optimizer!r}")
-            super().__init__(params, {**defaults, **base_kwargs})
+            try:
+                super().__init__(params, {**defaults, **base_kwargs})
+            except (TypeError, ValueError) as error:  # torch's own checks, which do not say which argument
+                raise type(error)(f"params must be an iterable of tensors or of param group dicts: {error}") from None
             try:
                 base = base_optimizer(self.param_groups, **base_kwargs)
             except TypeError as error:
-                raise ValueError(f"base_optimizer {base_optimizer.__name__} rejected its arguments: {error}") from None
+                raise ValueError(f"base_optimizer {base_optimizer.__name__} rejected its arguments "
+                                 f"{base_kwargs}: {error}") from None
         self.base_optimizer = base
         self.param_groups = base.param_groups
         self.state = base.state
         self.defaults.update(base.defaults)
-        for group in self.param_groups:
-            self._check_group(group)
+        for index, group in enumerate(self.param_groups):
+            self._check_group(group, index)
+            self._check_params(group, index)
         self.last_stats = StepStats(None, None, None)
         self._saved: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
         self._buffers: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # reused copies of x
-        self._ascent_numerator: torch.Tensor | None = None
+        self._ascent_numerator: tuple[torch.Tensor, torch.Tensor] | None = None  # (value, exponent) of a _Norm
 
-    def _check_group(self, group: dict) -> None:
-        group["rho"] = _rho(group.get("rho", self.defaults["rho"]))
+    def __getstate__(self) -> dict:
+        """For copy.deepcopy and pickle: torch.optim.Optimizer keeps only defaults, state and param_groups."""
+        state = super().__getstate__()
+        state.update(base_optimizer=self.base_optimizer, method=self.method, _spec=self._spec,
+                     truncate=self.truncate, diagnostics=self.diagnostics, last_stats=self.last_stats)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        self._saved, self._buffers, self._ascent_numerator = None, ([], []), None  # not in the middle of a step
+
+    def _check_group(self, group: dict, index: int) -> None:
+        """Set and check the SAM hyperparameters of param group ``index``, check its ``lr``, and refuse NaN in any
+        other numeric hyperparameter (momentum, weight decay, betas, ...), which would turn every step into NaN."""
+        where = f" (param group {index})"
+        group["rho"] = _rho(group.get("rho", self.defaults["rho"]), where)
         group["adaptive"] = _flag("adaptive", group.get("adaptive", self.defaults["adaptive"]))
+        if "lr" in group:
+            _nonnegative_number("lr", group["lr"], where)
+        for key, value in group.items():
+            values = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and math.isnan(v) for v in values):
+                raise ValueError(f"{key} must not be NaN{where}, got {value!r}")
+
+    @staticmethod
+    def _check_params(group: dict, index: int) -> None:
+        for position, p in enumerate(group["params"]):
+            if p.is_complex() or not p.is_floating_point():
+                raise ValueError(f"param group {index}: parameter {position} has dtype {p.dtype}; SAMOptimizer needs "
+                                 "real floating-point parameters (optimize torch.view_as_real of a complex one)")
 
     def add_param_group(self, param_group: dict) -> None:
         if not hasattr(self, "base_optimizer"):  # called by torch.optim.Optimizer.__init__
             return super().add_param_group(param_group)
-        self._check_group(param_group)
-        self.base_optimizer.add_param_group(param_group)
+        index = len(self.param_groups)
+        self._check_group(param_group, index)
+        self.base_optimizer.add_param_group(param_group)  # which makes params a list
+        try:
+            self._check_group(self.param_groups[index], index)  # with the base optimizer's defaults filled in
+            self._check_params(self.param_groups[index], index)
+        except ValueError:
+            self.param_groups.pop(index)
+            raise
 
     # -- the two half-steps --------------------------------------------------------------------------------------
 
@@ -231,9 +375,16 @@ class SAMOptimizer(torch.optim.Optimizer):
         torch._foreach_copy_(buffers, params)
         self._saved = (params, buffers)
 
+    def _restore(self) -> None:
+        """Put the parameters back at x and forget the half-finished step."""
+        if self._saved is not None and self._saved[0]:
+            torch._foreach_copy_(*self._saved)
+        self._saved, self._ascent_numerator = None, None
+
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every parameter with a gradient to the ascent point y = x + ε, remembering x."""
+        _flag("zero_grad", zero_grad)
         groups = self._with_grad()
         params = [p for _, ps in groups for p in ps]
         self._saved, self._ascent_numerator = None, None
@@ -244,71 +395,86 @@ class SAMOptimizer(torch.optim.Optimizer):
         grads = [p.grad for p in params]
         dtype = _accumulation_dtype(grads)
         any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
-        normalize, renormalize = self.method in _NORMALIZED, self.method in _RENORMALIZED
+        normalize, renormalize = self._spec.normalized, self._spec.renormalized
         grad_norm = None
         if self.diagnostics or (not any_adaptive and (normalize or renormalize)):
             grad_norm = _global_norm(grads, dtype)
-        if self.method == "gd":
-            self.last_stats = StepStats(grad_norm, grad_norm, None)
+        grad_norm_value = None if grad_norm is None else grad_norm.norm()
+        if not self._spec.ascent:
+            self.last_stats = StepStats(grad_norm_value, grad_norm_value, None)
             self._saved = ([], [])
             if zero_grad:
                 self.zero_grad()
             return
         weighted = self._weighted(groups) if any_adaptive else grads
-        weighted_norm = _global_norm(weighted, dtype) if any_adaptive and (normalize or renormalize) else grad_norm
-        self._ascent_numerator = weighted_norm
-        self.last_stats = StepStats(grad_norm, None, None)
+        ascent_norm = _global_norm(weighted, dtype) if any_adaptive and (normalize or renormalize) else grad_norm
+        del grad_norm  # its scaled copies, unless they are the ascent's
+        if ascent_norm is not None:
+            self._ascent_numerator = (ascent_norm.value, ascent_norm.exponent)
+        self.last_stats = StepStats(grad_norm_value, None, None)
+        # Normalized: ε = (T ⊙ (T ⊙ g) 2^-k) · ρ/‖(T ⊙ g) 2^-k‖, with the norm's scaled copies, so that neither
+        # factor overflows nor underflows; the product rounds as the NumPy reference's T ⊙ (T ⊙ g) · ρ/‖T ⊙ g‖.
+        directions = ascent_norm.scaled if normalize else weighted
+        del ascent_norm
         self._save(params)
-        offset = 0
-        for group, ps in groups:
-            if not ps:
-                continue
-            chunk = weighted[offset:offset + len(ps)]
-            offset += len(ps)
-            # ε = T ⊙ (T ⊙ g) · scale, in the NumPy reference's order of operations.
-            ascent = torch._foreach_mul([torch.abs(p) for p in ps], chunk) if group["adaptive"] else chunk
-            if normalize:  # ρ/‖·‖, and 0 where the norm is 0
-                scale = torch.full_like(weighted_norm, group["rho"]).div_(weighted_norm).nan_to_num_(0.0, 0.0)
-                ascent = _scaled(ascent, scale)
-            else:
-                ascent = torch._foreach_mul(ascent, group["rho"])
-            torch._foreach_add_(ps, ascent)
+        try:
+            offset = 0
+            for group, ps in groups:
+                if not ps:
+                    continue
+                chunk = directions[offset:offset + len(ps)]
+                offset += len(ps)
+                ascent = torch._foreach_mul([torch.abs(p) for p in ps], chunk) if group["adaptive"] else chunk
+                if normalize:  # ascent holds new tensors: scale them in place, by 0 where the norm is 0
+                    value = self._ascent_numerator[0]
+                    _scale_(ascent, torch.full_like(value, group["rho"]).div_(value).nan_to_num_(0.0, 0.0))
+                else:
+                    ascent = torch._foreach_mul(ascent, group["rho"])
+                torch._foreach_add_(ps, ascent)
+        except BaseException:
+            self._restore()
+            raise
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore x, rescale the gradient g(y) by γ (StableSAM) and take the base optimizer's step."""
+        _flag("zero_grad", zero_grad)
         if self._saved is None:
             raise ValueError("second_step() needs a first_step() before it (or use step(closure))")
-        saved_params, saved_values = self._saved
-        self._saved = None
-        renormalize = self.method in _RENORMALIZED
-        groups = self._with_grad() if (renormalize or self.diagnostics) and self.method != "gd" else []
-        grads = [p.grad for _, ps in groups for p in ps]
-        if grads:
-            dtype = _accumulation_dtype(grads)
-            ascent_grad_norm = _global_norm(grads, dtype)
-            gamma = None
-            if renormalize:
-                any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
-                denominator = _global_norm(self._weighted(groups), dtype) if any_adaptive \
-                    else ascent_grad_norm
-                numerator = self._ascent_numerator
-                if numerator is None:  # no parameter had a gradient at x
-                    numerator = torch.zeros((), dtype=dtype, device=denominator.device)
-                # γ = numerator/denominator, and 1 where the denominator is 0 (0/0 = NaN, x/0 = inf).
-                gamma = torch.div(numerator.to(denominator.device, dtype), denominator).nan_to_num_(1.0, 1.0)
-                if self.truncate:
-                    gamma.clamp_(max=1.0)
-                _scale_(grads, gamma)
-            self.last_stats = StepStats(self.last_stats.grad_norm, ascent_grad_norm, gamma)
-        if saved_params:
-            torch._foreach_copy_(saved_params, saved_values)
-        self._ascent_numerator = None
+        try:
+            self._rescale_ascent_gradient()
+        finally:
+            self._restore()  # x again, whatever happened
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad()
+
+    def _rescale_ascent_gradient(self) -> None:
+        """g(y) ← γ g(y) for ssam/susam, and the statistics of g(y)."""
+        renormalize = self._spec.renormalized
+        groups = self._with_grad() if (renormalize or self.diagnostics) and self._spec.ascent else []
+        grads = [p.grad for _, ps in groups for p in ps]
+        if not grads:
+            return
+        dtype = _accumulation_dtype(grads)
+        ascent_grad_norm = _global_norm(grads, dtype)
+        gamma = None
+        if renormalize:
+            any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
+            denominator = _global_norm(self._weighted(groups), dtype) if any_adaptive else ascent_grad_norm
+            value, exponent = denominator.value, denominator.exponent
+            numerator = self._ascent_numerator
+            if numerator is None:  # no parameter had a gradient at x
+                numerator = (torch.zeros((), dtype=dtype, device=value.device), exponent)
+            # γ = ‖·(x)‖/‖·(y)‖ = (v_x/v_y) 2^(k_x − k_y), and 1 where the denominator is 0 (0/0 = NaN, x/0 = inf).
+            ratio = torch.div(numerator[0].to(value.device, dtype), value)
+            gamma = _ldexp(ratio, numerator[1].to(value.device) - exponent).nan_to_num_(1.0, 1.0)
+            if self.truncate:
+                gamma.clamp_(max=1.0)
+            _scale_(grads, gamma)
+        self.last_stats = StepStats(self.last_stats.grad_norm, ascent_grad_norm.norm(), gamma)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
@@ -317,17 +483,22 @@ class SAMOptimizer(torch.optim.Optimizer):
 
         If no parameter has a gradient yet, ``closure`` is first called at x; its loss is returned (else None).
         ``gd`` needs no closure when the gradient is present; the other methods always need one (for g(y)).
+        If the closure raises at y (an exception or Ctrl-C), the parameters are put back at x, the gradients it
+        left are dropped, and the exception propagates unchanged: the caller may catch it and carry on from x.
         """
         if closure is not None:
+            if not callable(closure):
+                raise TypeError(f"closure must be callable (a function that recomputes the loss and calls "
+                                f"backward()), got {reprlib.repr(closure)}")
             closure = torch.enable_grad()(closure)
         loss = None
         if all(p.grad is None for group in self.param_groups for p in group["params"]):
-            if closure is None and self.method != "gd":
+            if closure is None and self._spec.ascent:
                 raise ValueError(f"method {self.method!r} needs a closure: no parameter has a gradient, call "
                                  "loss.backward() first and pass a closure that recomputes the loss and its gradient")
             if closure is not None:
                 loss = closure()
-        if self.method == "gd":
+        if not self._spec.ascent:
             self.first_step()
             self.second_step()
             return loss
@@ -335,7 +506,12 @@ class SAMOptimizer(torch.optim.Optimizer):
             raise ValueError(f"method {self.method!r} needs a closure that recomputes the loss and its gradient "
                              "(called at the ascent point); or call first_step() and second_step() yourself")
         self.first_step(zero_grad=True)
-        closure()
+        try:
+            closure()
+        except BaseException:
+            self._restore()
+            self.zero_grad(set_to_none=True)  # gradients taken at y: a next step must not mistake them for g(x)
+            raise
         self.second_step()
         return loss
 
@@ -351,14 +527,15 @@ class SAMOptimizer(torch.optim.Optimizer):
         state_dict = dict(state_dict)
         options = state_dict.pop("sam", None)
         if options is not None:
-            self.method = check.choice("method", options.get("method", self.method), METHOD_NAMES)
+            self._spec = _method(options.get("method", self.method))
+            self.method = self._spec.name
             self.truncate = _flag("truncate", options.get("truncate", self.truncate))
             self.diagnostics = _flag("diagnostics", options.get("diagnostics", self.diagnostics))
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups  # load_state_dict builds new group dicts
         self.state = self.base_optimizer.state
-        for group in self.param_groups:
-            self._check_group(group)
+        for index, group in enumerate(self.param_groups):
+            self._check_group(group, index)
 
     def __repr__(self) -> str:
         return (f"SAMOptimizer(method={self.method!r}, truncate={self.truncate}, "
