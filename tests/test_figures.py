@@ -225,3 +225,51 @@ def test_save_writes_png_and_pdf_of_the_stated_size(tmp_path):
         paths = plotting.save(fig, tmp_path / "sub", "example")
     assert [p.name for p in paths] == ["example.png", "example.pdf"]
     assert png_size(paths[0]) == plotting.pixel_size((plotting.COLUMN_WIDTH, 2.0)) == (680, 400)
+
+
+def test_pep_figure_records_solver_failures(monkeypatch):
+    """fig_pep keeps a solve that no solver certified as a failure (mask, status, × and a note in the panel
+    title), never as a silent NaN."""
+    from types import SimpleNamespace
+
+    from samtheory.convex import SolverError, pep
+
+    module = _figures.load("pep")
+
+    def worst_case(method, *, eta, steps, rho=0.0):
+        if eta > 1.5 or (method == "usam" and rho == 1.0 and eta > 0.9):
+            raise SolverError(f"{method} PEP", "CLARABEL/SCS", "CLARABEL: optimal_inaccurate; SCS: infeasible")
+        return SimpleNamespace(worst_case=float(pep.gd_worst_case_bound(eta, steps=steps)))
+
+    def critical(method, *, rho, steps, xtol):
+        if rho == 1.0:
+            raise SolverError("usam PEP", "CLARABEL", "CLARABEL: max_iterations")
+        return SimpleNamespace(eta=2 / (1 + rho), bracket=(2 / (1 + rho) - xtol, 2 / (1 + rho)))
+
+    monkeypatch.setattr(pep, "worst_case", worst_case)
+    monkeypatch.setattr(pep, "pep_critical_learning_rate", critical)
+    params = {**module.QUICK, "usam_rho": [0.0, 1.0], "regime_rho": [0.0, 1.0]}
+    data = module.compute(params)
+
+    failed = data["gd_h"] > 1.5
+    assert data["gd_worst_failed"].tolist() == [failed.tolist()] * len(params["gd_steps"])
+    assert np.isnan(data["gd_worst"][:, failed]).all() and np.isfinite(data["gd_worst"][:, ~failed]).all()
+    assert set(data["gd_worst_status"][:, failed].ravel()) == {"CLARABEL: optimal_inaccurate; SCS: infeasible"}
+    assert set(data["gd_worst_status"][:, ~failed].ravel()) == {"optimal"}
+    usam_failed = (data["usam_eta"] > 1.5) | ((np.array(params["usam_rho"]) == 1.0)[:, None] & (data["usam_eta"] > 0.9))
+    assert (data["usam_worst_failed"] == usam_failed).all() and usam_failed.any() and not usam_failed.all()
+    assert data["regime_eta_failed"].tolist() == [False, True]
+    assert data["regime_eta_status"].tolist() == ["optimal", "CLARABEL: max_iterations"]
+    assert data["regime_eta"][0] == 2.0 and np.isnan(data["regime_eta"][1])
+
+    figures = []
+    monkeypatch.setattr(plotting, "save", lambda fig, out_dir, name: figures.append(fig) or [])
+    with plotting.style():
+        module.plot(_figures.FigureData(data, params, samtheory.__version__, 0.0), "unused")
+    titles = [ax.get_title(loc="left") for ax in figures[0].axes]
+    counts = (int(data["gd_worst_failed"].sum()), int(usam_failed.sum()), 1)
+    for title, count in zip(titles, counts):
+        assert title.endswith(f"× not certified ({count})"), title
+    crosses = [sum(len(line.get_xdata()) for line in ax.get_lines() if line.get_marker() == "x")
+               for ax in figures[0].axes]
+    assert crosses == list(counts)
