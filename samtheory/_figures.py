@@ -13,16 +13,24 @@ Each figure is a script ``experiments/fig_<name>.py`` at the repository root exp
 ``compute`` runs once per parameter set: its arrays go to ``<cache_dir>/<name>-<quick|full>.npz`` together with
 the parameters, the samtheory version and a fingerprint of the sources (the package and the script) that made
 them, and a rerun with the same parameters and unchanged code replots from the cache.
+
+Every file (cache, PNG, PDF) is written to a temporary name in its folder and renamed over the old one
+(:func:`replacing`), so an interrupted run leaves the previous files intact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib.util
 import json
+import os
+import secrets
 import sys
 import time
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -137,6 +145,34 @@ def source_fingerprint(script: Path | None = None) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextlib.contextmanager
+def replacing(*paths):
+    """Write files atomically: yields one temporary path in the folder of each of ``paths``; when the block
+    ends without an exception, each temporary file is renamed over its path (``os.replace``), else removed.
+
+    Parameters
+    ----------
+    *paths : path-like
+        The files to write; their folders must exist.
+
+    Yields
+    ------
+    list of Path
+        The temporary paths to write to, in the order of ``paths`` (each ends in ``.partial`` plus the final
+        suffix, so writers that pick a format from the suffix see the right one).
+    """
+    paths = [Path(p) for p in paths]
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    temporary = [p.with_name(f".{p.stem}.{token}.partial{p.suffix}") for p in paths]
+    try:
+        yield temporary
+        for temp, path in zip(temporary, paths):
+            os.replace(temp, path)
+    finally:
+        for temp in temporary:
+            temp.unlink(missing_ok=True)
+
+
 def read_cache(path: Path, params: dict, source: str = "") -> FigureData | None:
     """The cached data if ``path`` holds arrays made with exactly ``params`` by this samtheory version and
     these sources (``source``, from :func:`source_fingerprint`)."""
@@ -151,7 +187,7 @@ def read_cache(path: Path, params: dict, source: str = "") -> FigureData | None:
                 return None
             arrays = {key: stored[key] for key in stored.files if key not in _META}
             seconds = float(stored["__seconds__"])
-    except (OSError, KeyError, ValueError):  # truncated or foreign file: recompute
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):  # damaged or foreign file
         return None
     return FigureData(arrays, params, __version__, seconds)
 
@@ -164,10 +200,9 @@ def write_cache(path: Path, params: dict, arrays: dict, seconds: float, source: 
         if key in _META or value.dtype == object:
             raise ValueError(f"compute() returned {key!r} that cannot be cached (reserved name or object array)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
-    np.savez_compressed(partial, __params__=np.asarray(_canonical(params)), __version__=np.asarray(__version__),
-                        __source__=np.asarray(source), __seconds__=np.asarray(seconds), **arrays)
-    partial.replace(path)  # atomic: an interrupted run leaves no half-written cache
+    with replacing(path) as (partial,):  # an interrupted run leaves no half-written cache
+        np.savez_compressed(partial, __params__=np.asarray(_canonical(params)), __version__=np.asarray(__version__),
+                            __source__=np.asarray(source), __seconds__=np.asarray(seconds), **arrays)
     return FigureData(arrays, params, __version__, seconds)
 
 

@@ -125,11 +125,23 @@ def test_cache_stores_parameters_and_version(tmp_path, tiny):
     assert not list(tmp_path.glob("*.partial.npz"))
 
 
-def test_damaged_cache_is_recomputed(tmp_path, tiny):
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated", "overwritten"])
+def test_damaged_cache_is_recomputed(tmp_path, tiny, damage):
+    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path)
     path = _figures.cache_path(tmp_path, "tiny", quick=True)
-    path.write_bytes(b"not an npz file")
-    assert _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path).computed
-    assert len(tiny.CALLS) == 1
+    if damage in ("truncated", "overwritten"):  # a good cache cut in half, or with its middle overwritten
+        _figures.run_figure("tiny", **options)
+        good = path.read_bytes()
+        half = len(good) // 2
+        path.write_bytes(good[:half] if damage == "truncated" else good[:half - 40] + b"\xff" * 80 + good[half + 40:])
+    else:
+        path.write_bytes(b"not an npz file" if damage == "garbage" else b"")
+    calls = len(tiny.CALLS)
+    assert _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == calls + 1
+    with np.load(path) as stored:  # replaced by a good cache
+        assert stored["x"].tolist() == [0.0, 1.0, 2.0]
+    assert not _figures.run_figure("tiny", **options).computed
 
 
 def test_cli_reuses_the_cache_under_out(tmp_path, tiny, capsys):
@@ -225,6 +237,70 @@ def test_save_writes_png_and_pdf_of_the_stated_size(tmp_path):
         paths = plotting.save(fig, tmp_path / "sub", "example")
     assert [p.name for p in paths] == ["example.png", "example.pdf"]
     assert png_size(paths[0]) == plotting.pixel_size((plotting.COLUMN_WIDTH, 2.0)) == (680, 400)
+
+
+def _example_figure():
+    fig, ax = plotting.figure(height=2.0)
+    ax.plot([1, 2], [3, 4], **plotting.method_style("sam"))
+    return fig
+
+
+def test_an_interrupted_save_leaves_the_previous_files(tmp_path, monkeypatch):
+    """The PNG and PDF are rendered to temporary files and renamed over the old ones only when both are done."""
+    from matplotlib.figure import Figure
+
+    with plotting.style():
+        paths = plotting.save(_example_figure(), tmp_path, "example")
+        before = [p.read_bytes() for p in paths]
+        original = Figure.savefig
+        calls = []
+
+        def savefig_then_fail(self, fname, **kwargs):
+            calls.append(fname)
+            if len(calls) == 2:  # the PDF, after the PNG: half written, then Ctrl-C
+                Path(fname).write_bytes(b"%PDF-1.4 half")
+                raise KeyboardInterrupt
+            original(self, fname, **kwargs)
+
+        monkeypatch.setattr(Figure, "savefig", savefig_then_fail)
+        fig = _example_figure()
+        fig.axes[0].set_title("changed")
+        with pytest.raises(KeyboardInterrupt):
+            plotting.save(fig, tmp_path, "example")
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.pdf", "example.png"]  # no partial file left
+
+
+def test_a_figure_that_fails_while_plotting_leaves_the_previous_files(tmp_path, tiny, monkeypatch):
+    """The real pipeline: the PNG is rendered, then the PDF breaks half-way; both old files stay as they were."""
+    import inspect
+
+    from matplotlib.artist import Artist
+
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    paths = _figures.run_figure("tiny", **options).paths
+    before = [p.read_bytes() for p in paths]
+
+    class BreaksWhileWritingThePdf(Artist):
+        breaks = 0
+
+        def draw(self, renderer):
+            if any(frame.function == "print_pdf" for frame in inspect.stack()):  # the PDF file is open
+                BreaksWhileWritingThePdf.breaks += 1
+                raise RuntimeError("the plot broke")
+
+    def plot_that_fails(data, out_dir):
+        fig, ax = plotting.figure(width=1.0, height=0.8)
+        ax.plot(data["x"], -data["x"])
+        fig.add_artist(BreaksWhileWritingThePdf())
+        return plotting.save(fig, out_dir, "tiny")
+
+    monkeypatch.setattr(tiny, "plot", plot_that_fails)
+    with pytest.raises(RuntimeError, match="the plot broke"):
+        _figures.run_figure("tiny", **options, force=True)
+    assert BreaksWhileWritingThePdf.breaks == 1
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny.pdf", "tiny.png"]
 
 
 def test_pep_figure_records_solver_failures(monkeypatch):
