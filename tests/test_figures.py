@@ -75,7 +75,7 @@ def tiny(tmp_path, monkeypatch):
 
 
 def test_cached_rerun_does_not_recompute(tmp_path, tiny, monkeypatch):
-    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", isolated=False)
     first = _figures.run_figure("tiny", **options)
     assert first.computed and tiny.CALLS == [{"n": 3}]
     for path in first.paths:
@@ -116,18 +116,19 @@ def test_source_fingerprint_follows_the_script(tmp_path):
 
 
 def test_cache_stores_parameters_and_version(tmp_path, tiny):
-    _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path)
+    _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
     with np.load(_figures.cache_path(tmp_path, "tiny", quick=True)) as stored:
         assert json.loads(str(stored["__params__"])) == tiny.QUICK
         assert str(stored["__version__"]) == samtheory.__version__
         assert str(stored["__source__"]) == _figures.source_fingerprint(tiny.__file__)
+        assert str(stored["__environment__"]) == _figures._current_environment()
         assert stored["x"].tolist() == [0.0, 1.0, 2.0] and str(stored["label"]) == "tiny"
     assert not list(tmp_path.glob("*.partial.npz"))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "empty", "truncated", "overwritten"])
 def test_damaged_cache_is_recomputed(tmp_path, tiny, damage):
-    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path)
+    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
     path = _figures.cache_path(tmp_path, "tiny", quick=True)
     if damage in ("truncated", "overwritten"):  # a good cache cut in half, or with its middle overwritten
         _figures.run_figure("tiny", **options)
@@ -144,11 +145,24 @@ def test_damaged_cache_is_recomputed(tmp_path, tiny, damage):
     assert not _figures.run_figure("tiny", **options).computed
 
 
+def test_cache_from_other_threads_or_kernels_is_recomputed(tmp_path, tiny, monkeypatch):
+    """The cache records the numeric environment: numbers made under other threads or CPU kernels are not
+    replotted as if they were this environment's."""
+    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _figures.run_figure("tiny", **options).computed
+    assert not _figures.run_figure("tiny", **options).computed
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _figures.run_figure("tiny", **options).computed
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    assert _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == 3
+
+
 def test_cli_reuses_the_cache_under_out(tmp_path, tiny, capsys):
     out = tmp_path / "out"
     for _ in range(2):
         assert main(["figures", "tiny", "--quick", "--out", str(out)]) == 0
-    assert len(tiny.CALLS) == 1
     lines = capsys.readouterr().out.splitlines()
     assert "computed in" in lines[0] and "cached" in lines[1]
     assert (out / "cache" / "tiny-quick.npz").is_file()
@@ -239,6 +253,93 @@ def test_save_writes_png_and_pdf_of_the_stated_size(tmp_path):
     assert png_size(paths[0]) == plotting.pixel_size((plotting.COLUMN_WIDTH, 2.0)) == (680, 400)
 
 
+ENVIRONMENT_FIGURE = """
+import os
+
+import numpy as np
+
+DESCRIPTION = "records the process and environment that computed it"
+QUICK = FULL = {"keys": %r}
+FIGSIZE = (1.0, 0.8)
+
+
+def compute(params):
+    import torch  # reads its thread count from OMP_NUM_THREADS at import
+
+    return {"pid": np.asarray(os.getpid()), "torch_threads": np.asarray(torch.get_num_threads()),
+            **{key: np.asarray(os.environ.get(key, "")) for key in params["keys"]}}
+
+
+def plot(data, out_dir):
+    from samtheory import plotting
+
+    fig, ax = plotting.figure(width=FIGSIZE[0], height=FIGSIZE[1])
+    return plotting.save(fig, out_dir, "environment")
+"""
+
+
+def test_worker_computes_under_the_numeric_environment(tmp_path, monkeypatch):
+    """A figure runs in a fresh process with one thread per library and fixed CPU kernels, whatever the
+    caller's settings."""
+    import os
+
+    environment = _figures.numeric_environment()
+    assert {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}.items() <= environment.items()
+    (tmp_path / "fig_environment.py").write_text(ENVIRONMENT_FIGURE % (sorted(environment),))
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    run = _figures.run_figure("environment", quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path, directory=tmp_path)
+    assert run.computed and [p.name for p in run.paths] == ["environment.png", "environment.pdf"]
+    with np.load(_figures.cache_path(tmp_path, "environment", quick=True)) as stored:
+        assert int(stored["pid"]) != os.getpid()
+        assert int(stored["torch_threads"]) == 1
+        assert {key: str(stored[key]) for key in environment} == environment
+    again = _figures.run_figure("environment", quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path,
+                                directory=tmp_path)
+    assert not again.computed  # the worker's cache matches the worker's environment
+
+
+FAILING_FIGURE = """
+DESCRIPTION = "fails in compute with %s"
+QUICK = FULL = {}
+FIGSIZE = (1, 1)
+
+
+def compute(params):
+    raise %s("no figure today")
+
+
+def plot(data, out_dir):
+    return []
+"""
+
+
+@pytest.mark.parametrize("kind, expected", [("ValueError", ValueError), ("ModuleNotFoundError", ImportError),
+                                            ("KeyboardInterrupt", KeyboardInterrupt),
+                                            ("ZeroDivisionError", RuntimeError)])
+def test_worker_errors_come_back_as_themselves(tmp_path, kind, expected):
+    """Bad input and missing dependencies stay ValueError/ImportError (the CLI's one-line errors), Ctrl-C stays
+    KeyboardInterrupt, anything else becomes a RuntimeError naming the figure."""
+    (tmp_path / "fig_failing.py").write_text(FAILING_FIGURE % (kind, kind))
+    with pytest.raises(expected) as raised:
+        _figures.run_figure("failing", quick=True, out_dir=tmp_path, cache_dir=tmp_path, directory=tmp_path)
+    if expected is not KeyboardInterrupt:
+        assert "no figure today" in str(raised.value)
+    if expected is RuntimeError:
+        assert "figure failing failed in its worker process: ZeroDivisionError" in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig_failing.py"]
+
+
+def test_worker_keeps_the_callers_warning_filters(tmp_path):
+    """Under the suite's error::RuntimeWarning a figure that leaks a RuntimeWarning fails in its worker too."""
+    (tmp_path / "fig_warns.py").write_text(
+        "import numpy as np\nDESCRIPTION = 'x'\nQUICK = FULL = {}\nFIGSIZE = (1, 1)\n"
+        "def compute(params):\n    return {'x': np.log(np.zeros(1))}\n"
+        "def plot(data, out_dir):\n    return []\n")
+    with pytest.raises(RuntimeError, match="figure warns failed in its worker process: RuntimeWarning: divide by zero"):
+        _figures.run_figure("warns", quick=True, out_dir=tmp_path, cache_dir=tmp_path, directory=tmp_path)
+
+
 def _example_figure():
     fig, ax = plotting.figure(height=2.0)
     ax.plot([1, 2], [3, 4], **plotting.method_style("sam"))
@@ -277,7 +378,7 @@ def test_a_figure_that_fails_while_plotting_leaves_the_previous_files(tmp_path, 
 
     from matplotlib.artist import Artist
 
-    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", isolated=False)
     paths = _figures.run_figure("tiny", **options).paths
     before = [p.read_bytes() for p in paths]
 
