@@ -157,8 +157,8 @@ def numeric_environment() -> dict[str, str]:
 
     NumPy, OpenBLAS and torch choose their kernels for the CPU they run on, and the kernels round differently
     (measured: switching OpenBLAS from its SkylakeX to its Haswell kernels moves PEP worst cases by 5e-8
-    relative; NumPy's AVX-512 loops move two pixels of a PNG through matplotlib's log transforms; torch's AVX-512
-    and AVX2 kernels take a training run apart). Threads likewise: torch's reductions follow the thread count.
+    relative; NumPy's AVX-512 loops move two pixels of a PNG while plotting; torch's AVX-512 and AVX2 kernels
+    take a training run apart). Threads likewise: torch's reductions follow the thread count.
     This environment fixes one thread per library and, on an x86-64 CPU with AVX2 and FMA, the AVX2 kernels of
     every library (NumPy's dispatch targets above AVX2 off), so every such CPU runs the same instructions.
     Elsewhere (ARM, older x86) only the threads are fixed.
