@@ -81,3 +81,21 @@ def as_bool(name: str, value) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False, got {value!r:.80}")
     return bool(value)
+
+
+def as_problem(name: str, value):
+    """``value`` if it is a samtheory :class:`~samtheory.problems.Problem`, else a ``ValueError`` naming it."""
+    from .problems import Problem  # problems imports this module
+
+    if not isinstance(value, Problem):
+        raise ValueError(f"{name} must be a samtheory Problem, got {value!r:.80}")
+    return value
+
+
+def as_divergence_factor(name: str, value, maximum: float = float("inf")) -> float:
+    """A divergence threshold factor: a finite real number > 1 (and <= ``maximum``)."""
+    factor = as_float_array(name, value, positive=True)
+    if factor.ndim or not 1 < float(factor) <= maximum:
+        bound = "" if maximum == float("inf") else f" and <= {maximum:g}"
+        raise ValueError(f"{name} must be > 1{bound}, got {value!r:.80}")
+    return float(factor)

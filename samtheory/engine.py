@@ -124,8 +124,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     from ._limits import check_simulate
     check_simulate(problem, eta, rho, seed, steps=steps, record_every=record_every, record_iterates=record_iterates,
                    batch_size=batch_size, chunk_size=chunk_size, workers=workers)
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    check.as_problem("problem", problem)
     spec = resolve_method(method)
     name, rule = spec.name, spec.rule
     steps = check.as_positive_int("steps", steps)
@@ -134,9 +133,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     seed = check.as_seed_array("seed", seed)
     record_every = check.as_positive_int("record_every", record_every, minimum=0)
     tol = float(check.as_float_array("tol", tol, positive=True))
-    divergence_factor = float(check.as_float_array("divergence_factor", divergence_factor, positive=True))
-    if divergence_factor <= 1:
-        raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+    divergence_factor = check.as_divergence_factor("divergence_factor", divergence_factor)
     check.choice("basis", basis, ("auto", "eigen", "dense"))
     adaptive = check.as_bool("adaptive", adaptive)
     truncate = check.as_bool("truncate", truncate)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
+from .. import _validation as check
 from .._validation import as_float_array
 from ..problems import LeastSquares, LogisticRegression, Problem, Quadratic
 from . import _solver
@@ -154,8 +155,7 @@ def solve(problem: Problem, *, lower=None, upper=None, radius=None, solver: str 
     -------
     Optimum
     """
-    if not isinstance(polish, (bool, np.bool_)):
-        raise ValueError(f"polish must be True or False, got {polish!r}")
+    polish = check.as_bool("polish", polish)
     x = cp.Variable(getattr(problem, "dim", 0) or 1)
     objective = _objective(problem, x)
     constraints = _constraints(x, problem.dim, lower, upper, radius)

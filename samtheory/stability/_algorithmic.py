@@ -149,8 +149,7 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     rho = check.as_float_array("rho", rho, nonnegative=True)
     n_pairs = check.as_positive_int("n_pairs", n_pairs)
     radius = float(check.as_float_array("radius", radius, positive=True))
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    check.as_problem("problem", problem)
     d = problem.dim
     if center is None:
         center = problem.minimizer if problem.minimizer is not None else np.zeros(d)

@@ -107,8 +107,7 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     ndarray
         ∂F/∂x, shape ``(d, d)``.
     """
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    check.as_problem("problem", problem)
     spec = resolve_method(method)
     rule, name = spec.rule, spec.name
     x = _check_point(problem, x)
@@ -183,8 +182,7 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     float
         The spectral radius of J.
     """
-    if not isinstance(problem, Problem):
-        raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+    check.as_problem("problem", problem)
     spec = resolve_method(method)
     rule, name = spec.rule, spec.name
     eta = float(check.as_float_array("eta", eta, positive=True))

@@ -80,10 +80,7 @@ class ClassificationRules:
         _check_steps("steps", self.steps)
         if check.as_float_array("tol", self.tol, positive=True).ndim:
             raise ValueError(f"tol must be a scalar, got {self.tol!r:.80}")
-        factor = check.as_float_array("divergence_factor", self.divergence_factor, positive=True)
-        if factor.ndim or not 1 < factor <= MAX_DIVERGENCE_FACTOR:
-            raise ValueError(f"divergence_factor must be > 1 and <= {MAX_DIVERGENCE_FACTOR:g}, "
-                             f"got {self.divergence_factor!r:.80}")
+        check.as_divergence_factor("divergence_factor", self.divergence_factor, MAX_DIVERGENCE_FACTOR)
         check.as_positive_int("n_points", self.n_points)
         check.as_positive_int("seed", self.seed, minimum=0)
         if self.divergence_steps is not None:
@@ -183,8 +180,7 @@ class _Runner:
     """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
 
     def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate, base=None):
-        if not isinstance(problem, Problem):
-            raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
+        check.as_problem("problem", problem)
         self.method = resolve_method(method)  # ValueError for an unknown method, before any work
         self.name = self.method.name
         self.problem, self.rules = problem, rules

@@ -35,6 +35,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from .. import _validation as check
 from ..methods import BUILTIN_METHODS, METHODS, MethodSpec
 
 __all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES"]
@@ -56,9 +57,7 @@ class StepStats(NamedTuple):
 
 
 def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, got {reprlib.repr(value)}")
-    return value
+    return check.as_bool(name, value)
 
 
 def _is_real_number(value) -> bool:
