@@ -1,6 +1,6 @@
 """Figure 3: loss against steps on the {1, 10, 100} quadratic at several learning rates, for every method.
 
-The paper's quadratic experiment: where USAM diverges (η > 2/(λ_max(1 + ρλ_max)), THEORY.md O2), StableSAM
+The paper's quadratic experiment: where USAM diverges (η > 2/(λ_max(1 + ρλ_max)), docs/theory.md O2), StableSAM
 does not (O4, O5); SAM stalls on its 2-cycle (O3); GD converges up to 2/λ_max (O1).
 """
 

@@ -2,7 +2,7 @@
 
 Every method trains a small MLP on MNIST-1D (generated locally by ``mnist1d``) with plain SGD as the base
 optimizer, through :func:`run_neural_validation` of ``experiments/neural.py`` (the ``samtheory neural`` command).
-The paper's claim on networks (THEORY.md O5): SAM/USAM training becomes unstable at learning rates where
+The paper's claim on networks (docs/theory.md O5): SAM/USAM training becomes unstable at learning rates where
 StableSAM does not, and StableSAM matches SAM where both are stable. Diverged runs are marked; the top Hessian
 eigenvalue at the end is set against GD's 2/η (O12).
 """

@@ -1,4 +1,4 @@
-"""Figure 7: worst-case certificates by performance estimation (PEP, THEORY.md O9).
+"""Figure 7: worst-case certificates by performance estimation (PEP, docs/theory.md O9).
 
 The exact worst case of f(x_N) − f* over all L-smooth convex f with ‖x_0 − x*‖ ≤ R (L = R = 1), as a
 Gram-matrix SDP in CVXPY (:mod:`samtheory.convex.pep`): (a) GD against h = ηL for several N beside

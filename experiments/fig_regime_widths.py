@@ -1,4 +1,4 @@
-"""Figure 2: regime widths — the critical learning rate against ρ for every method (THEORY.md O5).
+"""Figure 2: regime widths — the critical learning rate against ρ for every method (docs/theory.md O5).
 
 The toolkit's answer to the paper's central claim ("SAM's effectiveness is assured only in a limited regime
 of learning rate; StableSAM extends it"): :func:`samtheory.stability.compare_regimes` on the {1, 10, 100}

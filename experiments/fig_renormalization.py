@@ -1,6 +1,6 @@
 """Figure 4: the renormalization factor γ_t = ‖g(x_t)‖/‖g(y_t)‖ and the ratio ‖g(y_t)‖/‖g(x_t)‖ along trajectories.
 
-On a quadratic and on L2-regularized logistic regression, with the bounds of THEORY.md O4 from
+On a quadratic and on L2-regularized logistic regression, with the bounds of docs/theory.md O4 from
 :func:`samtheory.stability.renormalization_bounds`: γ ∈ [1/(1 + ρβ), 1/(1 + ρμ)] for ``susam`` and
 γ ∈ [1/(1 + ρβ/‖g(x)‖), 1/(1 + ρμ/‖g(x)‖)] for ``ssam``, with [μ, β] the range of the Hessian's spectrum; the
 ratio ‖g(y)‖/‖g(x)‖ of ``usam``/``sam`` lies between the reciprocals. O4 states them for PSD quadratics; the

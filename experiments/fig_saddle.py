@@ -1,4 +1,4 @@
-"""Figure 6: SAM and StableSAM near a strict saddle (THEORY.md O11).
+"""Figure 6: SAM and StableSAM near a strict saddle (docs/theory.md O11).
 
 ``Saddle``: f(x, y) = ½x² − ½y² + ¼y⁴, a strict saddle at the origin (Hessian diag(1, −1)) and minima at
 (0, ±1). Starting near the stable direction (|y_0| ~ 10⁻³), GD escapes along y. The paper's v2 motivation is

@@ -1,4 +1,4 @@
-"""Figure 5: SAM's 2-cycle on a quadratic (THEORY.md O3) and the final sharpness on a non-quadratic (O2, O12).
+"""Figure 5: SAM's 2-cycle on a quadratic (docs/theory.md O3) and the final sharpness on a non-quadratic (O2, O12).
 
 (a) SAM's iterates along the top eigenvector u_1 settle on ±a with a = ηρλ_1/(2 − ηλ_1); (b) the measured
 amplitude against η beside that closed form; (c) on ``ScalarFactorization`` f(u, v) = ½(uv − 1)², whose

@@ -1,4 +1,4 @@
-"""Figure 8: uniform stability (Hardt, Recht & Singer 2016; THEORY.md O10).
+"""Figure 8: uniform stability (Hardt, Recht & Singer 2016; docs/theory.md O10).
 
 :func:`samtheory.stability.stability_experiment`: every method trains L2-regularized logistic regression
 with single-example SGD on data sets S and S' that differ in one example, with the same initial point and the

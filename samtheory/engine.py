@@ -43,7 +43,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     0, k, 2k, ..., T (with the iterates themselves if ``record_iterates``).
 
     ``basis``: ``"eigen"`` simulates a :class:`~samtheory.problems.Quadratic` in its eigenbasis (O(d) per
-    step, exact for rotation-equivariant rules, THEORY.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
+    step, exact for rotation-equivariant rules, docs/theory.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
     the eigenbasis for built-in non-adaptive rules.
 
     Base optimizer (docs/theory.md O15), applied to the rule's (renormalized) step as PyTorch's SGD does:

@@ -7,7 +7,7 @@ is turned into a spec. Every rule has the signature ``rule(x, grad, eta, rho, **
 - ``x``: iterates, shape ``(B, d)``; ``grad``: a callable ``(B, d) -> (B, d)`` evaluating the gradient on the
   step's minibatch (both gradients of one step see the same minibatch);
 - ``eta``, ``rho``: learning rate and radius, scalars or arrays of shape ``(B, 1)``;
-- options: ``adaptive`` and ``truncate`` (THEORY.md §2) and ``diagnostics`` (compute ‖g(y)‖ even where the
+- options: ``adaptive`` and ``truncate`` (docs/theory.md §2) and ``diagnostics`` (compute ‖g(y)‖ even where the
   rule does not need it). A rule ignores options it has no use for.
 
 A user-defined rule with this signature runs through :func:`samtheory.simulate` like a built-in one; a new
@@ -81,7 +81,7 @@ def _row_norm(a: np.ndarray) -> np.ndarray:
 
 
 def _safe_ratio(numerator: np.ndarray, denominator: np.ndarray, fallback: float) -> np.ndarray:
-    """numerator / denominator, and ``fallback`` where the denominator is 0 (THEORY.md zero-gradient rule)."""
+    """numerator / denominator, and ``fallback`` where the denominator is 0 (docs/theory.md zero-gradient rule)."""
     if denominator.size and denominator.min() > 0:  # the common case, without the masked division
         return numerator / denominator
     return np.divide(numerator, denominator, out=np.full_like(numerator, fallback), where=denominator > 0)

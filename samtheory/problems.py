@@ -120,7 +120,7 @@ class Quadratic(Problem):
     r"""f(x) = ½ (x - x*)ᵀ H (x - x*), with H = Q diag(λ) Qᵀ.
 
     ``rotation`` is None (H diagonal), an orthogonal ``(d, d)`` matrix Q, or an integer seed for a random
-    orthogonal Q (Haar measure). Non-adaptive methods are rotation-equivariant (THEORY.md O7), so the engine
+    orthogonal Q (Haar measure). Non-adaptive methods are rotation-equivariant (docs/theory.md O7), so the engine
     simulates a rotated quadratic in its eigenbasis in O(d) per step.
 
     Parameters
@@ -412,7 +412,7 @@ class Saddle(Problem):
 class ScalarFactorization(Problem):
     r"""f(u, v) = ½ (u v - t)²: non-convex, minima on the hyperbola u v = t with sharpness u² + v².
 
-    A minimal model whose sharpness changes during training (edge-of-stability experiments, THEORY.md O12).
+    A minimal model whose sharpness changes during training (edge-of-stability experiments, docs/theory.md O12).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""The update rules against closed forms and the conventions of THEORY.md §2–3 (O1, O2, O4, O7)."""
+"""The update rules against closed forms and the conventions of docs/theory.md §2–3 (O1, O2, O4, O7)."""
 
 import numpy as np
 import pytest
@@ -109,7 +109,7 @@ def test_rho_zero_is_gd(method, problem):
 @pytest.mark.parametrize("method", METHOD_NAMES)
 @pytest.mark.parametrize("options", [{}, {"adaptive": True}, {"truncate": True}])
 def test_zero_gradient_gives_no_nan(method, options):
-    """THEORY.md §2: ‖g(x)‖ = 0 means ε = 0 and γ = 1; the iterate stays put, no NaN, no warning."""
+    """docs/theory.md §2: ‖g(x)‖ = 0 means ε = 0 and γ = 1; the iterate stays put, no NaN, no warning."""
     x = np.zeros((2, 3))
     step = st.METHODS[method](x, st.Quadratic([1.0, 2.0, 3.0]).grad, 0.1, 0.05, **options)
     assert np.array_equal(step.x, x)

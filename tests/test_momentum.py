@@ -218,7 +218,7 @@ def test_o4_failure_cases_of_the_one_dimensional_reduction():
 
 
 def test_o14_usam_expansivity_matches_the_documented_values():
-    """κ(1, 1) = 2/√3, κ(0.5, 1) = √(16/15) to 1e-12; κ(0.5, 0.2) = 1.0015662 as THEORY.md rounds it (5e-8)."""
+    """κ(1, 1) = 2/√3, κ(0.5, 1) = √(16/15) to 1e-12; κ(0.5, 0.2) = 1.0015662 as docs/theory.md rounds it (5e-8)."""
     kappa = st.theory.usam_expansivity([1.0, 0.5, 0.5], [1.0, 1.0, 0.2])
     np.testing.assert_allclose(kappa[:2], [2 / np.sqrt(3), np.sqrt(16 / 15)], rtol=1e-12)
     assert abs(kappa[2] - 1.0015662) <= 5e-8

@@ -1,4 +1,4 @@
-"""Performance estimation (THEORY.md O8, O9): closed forms, PEPit cross-checks, the PEP regime, refusals.
+"""Performance estimation (docs/theory.md O8, O9): closed forms, PEPit cross-checks, the PEP regime, refusals.
 
 Tolerances: the SDPs are solved to 1e-7 (gap and feasibility, samtheory.convex.pep.TOLERANCE); measured
 relative errors against closed forms are about 1e-6, so comparisons with closed forms and with PEPit (which

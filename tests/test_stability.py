@@ -1,4 +1,4 @@
-"""Stability regimes: closed forms (THEORY.md O1–O4), linearization, measured thresholds, the regime table."""
+"""Stability regimes: closed forms (docs/theory.md O1–O4), linearization, measured thresholds, the regime table."""
 
 import json
 

@@ -37,7 +37,7 @@ def test_near_threshold_draws_sit_delta_away(pair):
     assert pair.eta == pytest.approx(pair.threshold * (1 + 0.05 * pair.side), rel=1e-15)
 
 
-# The README example: a property test of USAM's bound (THEORY.md O2) in a few lines.
+# The README example: a property test of USAM's bound (docs/theory.md O2) in a few lines.
 @settings(max_examples=10)
 @given(problem=quadratics(spectra(max_dim=5, max_condition=10)), rho=radii(max_value=0.5))
 def test_readme_example_usam_threshold(problem, rho):

@@ -1,4 +1,4 @@
-"""The torch optimizer with plain SGD equals the NumPy engine (THEORY.md §2): the test tying the backends together.
+"""The torch optimizer with plain SGD equals the NumPy engine (docs/theory.md §2): the test tying the backends together.
 
 For every method × (adaptive, truncate), 100 steps of ``SAMOptimizer`` in float64 are compared with the NumPy
 update rule iterate by iterate and with ``samtheory.simulate``'s final iterate. Tolerance 1e-10 relative:
@@ -45,7 +45,7 @@ def _problems():
     rng = np.random.default_rng(7)
     diagonal = st.Quadratic([1.0, 10.0, 100.0], minimizer=[0.3, -0.2, 0.1])
     rotated = st.Quadratic(np.geomspace(1.0, 50.0, 6), rotation=11, minimizer=rng.standard_normal(6))
-    # A negative eigenvalue makes ‖g(y)‖ < ‖g(x)‖ along it, so γ > 1 and truncate has work to do (THEORY.md O11).
+    # A negative eigenvalue makes ‖g(y)‖ < ‖g(x)‖ along it, so γ > 1 and truncate has work to do (docs/theory.md O11).
     indefinite = st.Quadratic([-2.0, 1.0, 5.0, 20.0], rotation=5, minimizer=rng.standard_normal(4))
     least_squares = make_least_squares(40, 5, noise=0.3, seed=3)
     return {
@@ -60,7 +60,7 @@ PROBLEMS = _problems()
 
 
 def _learning_rate(problem, x0, adaptive=False) -> float:
-    # Half the USAM edge 2/(β(1 + ρβ)) (THEORY.md O2): every method stays bounded, and SAM still bounces. The
+    # Half the USAM edge 2/(β(1 + ρβ)) (docs/theory.md O2): every method stays bounded, and SAM still bounces. The
     # adaptive ascent ρ T² g multiplies the curvature seen by the ascent by |x|², hence the extra factor.
     beta = problem.beta
     scale = 1.0 + (np.max(np.abs(x0)) + 1.0) ** 2 if adaptive else 1.0
@@ -134,7 +134,7 @@ def test_truncation_changes_the_iterates_where_gamma_exceeds_one():
 
 
 def test_zero_gradient_start_matches_numpy_convention():
-    # x0 = x*: ‖g(x)‖ = 0, so ε = 0 and γ = 1 (THEORY.md §2); no NaN on either side, and x stays at x*.
+    # x0 = x*: ‖g(x)‖ = 0, so ε = 0 and γ = 1 (docs/theory.md §2); no NaN on either side, and x stays at x*.
     problem, loss_fn = PROBLEMS["rotated"]
     for method, adaptive in itertools.product(("sam", "ssam", "susam"), (False, True)):
         x = torch.nn.Parameter(torch.tensor(problem.center, dtype=torch.float64))

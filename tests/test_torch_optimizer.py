@@ -120,7 +120,7 @@ def test_built_base_optimizer_and_class_form_agree():
 @pytest.mark.parametrize("base", ["sgd_momentum", "adamw"])
 @pytest.mark.parametrize("method", SAM_METHODS)
 def test_base_optimizer_receives_the_renormalized_ascent_gradient(base, method):
-    """THEORY.md §2: momentum and weight decay act on γ g(y), at the restored point x (official code)."""
+    """docs/theory.md §2: momentum and weight decay act on γ g(y), at the restored point x (official code)."""
     make = {"sgd_momentum": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9, weight_decay=1e-3),
             "adamw": lambda ps: torch.optim.AdamW(ps, lr=0.01, weight_decay=1e-2)}[base]
     model, loss_fn = _problem()
@@ -130,7 +130,7 @@ def test_base_optimizer_receives_the_renormalized_ascent_gradient(base, method):
     params = list(manual_model.parameters())
     for _ in range(3):
         _train(optimizer, loss_fn, 1)
-        # The same step by hand (THEORY.md §2 table).
+        # The same step by hand (docs/theory.md §2 table).
         grads = torch.autograd.grad(loss_fn(manual_model), params)
         norm = torch.sqrt(sum((g * g).sum() for g in grads))
         scale = 0.1 / norm if method in ("sam", "ssam") else 0.1
@@ -176,7 +176,7 @@ def test_normalized_ascent_has_length_rho_over_all_parameters():
 
 
 def test_renormalized_step_has_the_length_of_lr_times_grad_norm():
-    """THEORY.md O4: with plain SGD, ‖x_{t+1} − x_t‖ = η ‖g(x_t)‖ for ssam and susam."""
+    """docs/theory.md O4: with plain SGD, ‖x_{t+1} − x_t‖ = η ‖g(x_t)‖ for ssam and susam."""
     for method in ("ssam", "susam"):
         model, loss_fn = _problem()
         optimizer = SAMOptimizer(model.parameters(), method=method, rho=0.2, lr=0.07)
@@ -231,7 +231,7 @@ def test_zero_gradient_gives_no_step_and_no_nan(method, adaptive):
         optimizer.step(lambda: (0.0 * x).sum().backward())
     assert torch.equal(x.detach(), torch.tensor([1.0, -2.0], dtype=torch.float64))
     if method in ("ssam", "susam"):
-        assert optimizer.last_stats.gamma.item() == 1.0  # THEORY.md: ‖g(y)‖ = 0 → γ = 1
+        assert optimizer.last_stats.gamma.item() == 1.0  # docs/theory.md: ‖g(y)‖ = 0 → γ = 1
 
 
 def test_truncate_caps_gamma_at_one():

@@ -1,4 +1,4 @@
-"""Uniform stability (THEORY.md O10): expansivity of one-step maps and the Hardt–Recht–Singer experiment.
+"""Uniform stability (docs/theory.md O10): expansivity of one-step maps and the Hardt–Recht–Singer experiment.
 
 Tolerances: spectral values are float64 closed forms (1e-12 relative); a sampled expansivity is a lower bound
 on the Lipschitz constant, so it is checked to lie below the exact value (rounding, 1e-12) and, with 4000

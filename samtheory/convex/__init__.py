@@ -3,7 +3,7 @@
 - :mod:`samtheory.convex.optima`: x* and f* of least squares and logistic regression (``solve``,
   ``attach_optimum`` so that ``simulate``'s suboptimality and distance use them).
 - :mod:`samtheory.convex.pep`: performance estimation, the exact worst case of GD, USAM or any fixed-step
-  method over L-smooth (strongly) convex functions as a Gram-matrix SDP (THEORY.md O8, O9).
+  method over L-smooth (strongly) convex functions as a Gram-matrix SDP (docs/theory.md O8, O9).
 
 The Hardt–Recht–Singer (algorithmic) stability code needs no CVXPY and lives in :mod:`samtheory.stability`.
 

@@ -18,7 +18,7 @@ once on symbolic vectors (:class:`Vector`), each constraint is a row of one matr
 the solve goes through :mod:`samtheory.convex._solver`.
 
 Methods: ``"gd"`` (x ← x − η g(x)) and ``"usam"`` (y = x + ρ g(x), x ← x − η g(y); a gradient at an
-extrapolated point, like extragradient, THEORY.md O9), or any callable
+extrapolated point, like extragradient, docs/theory.md O9), or any callable
 ``algorithm(x0, gradient, eta, rho, steps) -> x_N`` written with ``+``, ``-`` and real scalars.
 ``"sam"``, ``"ssam"`` and ``"susam"`` divide by gradient norms (g/‖g‖, ‖g(x)‖/‖g(y)‖): their steps are not fixed
 linear combinations, so exact PEP does not apply and they are refused with a ``ValueError``.
@@ -398,7 +398,7 @@ def worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: float, rho: floa
 
     ``metric``: ``"function_value"`` f(x_N) − f*, ``"distance_squared"`` ‖x_N − x*‖², or
     ``"gradient_norm_squared"`` ‖g(x_N)‖²; the initial condition is ‖x_0 − x*‖ ≤ R. For GD with η = h/L,
-    0 < h ≤ 1, the function-value worst case is L R²/(4Nh + 2) (Drori & Teboulle 2014; THEORY.md O9).
+    0 < h ≤ 1, the function-value worst case is L R²/(4Nh + 2) (Drori & Teboulle 2014; docs/theory.md O9).
     Raises ``ValueError`` for ``sam``/``ssam``/``susam`` (no exact PEP) and :class:`SolverError` unless the
     solver reports ``optimal``.
 
@@ -649,7 +649,7 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
     the worst case stops decreasing from N = ``steps`` to N + 1; bisection then narrows it to ``xtol``
     (absolute, in η). ``rtol`` (default 1e-5, above the solver's accuracy of about 1e-6) keeps solver noise
     from counting as a decrease.
-    The result is set beside the quadratic threshold 2/(L(1 + ρL)) of THEORY.md O2; whether they agree is
+    The result is set beside the quadratic threshold 2/(L(1 + ρL)) of docs/theory.md O2; whether they agree is
     measured, not assumed.
 
     Parameters
@@ -729,7 +729,7 @@ def pep_critical_learning_rate(method="usam", *, L: float = 1.0, mu: float = 0.0
 
 
 def usam_descent_worst_case(rho: float, *, beta: float = 1.0, mu: float = 0.0, solver: str | None = None) -> PEPResult:
-    r"""min ⟨g(x + ρ g(x)), g(x)⟩ / ‖g(x)‖² over β-smooth functions with curvature ≥ μ (THEORY.md O8).
+    r"""min ⟨g(x + ρ g(x)), g(x)⟩ / ‖g(x)‖² over β-smooth functions with curvature ≥ μ (docs/theory.md O8).
 
     O8 (Andriushchenko & Flammarion 2022) bounds it below by 1 − ρβ for every β-smooth f. ``mu = 0``: convex f
     (co-coercivity gives ⟨g(y) − g(x), ρ g(x)⟩ ≥ ‖g(y) − g(x)‖²/β ≥ 0, so the value is at least 1);
@@ -775,7 +775,7 @@ def expansivity_worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: floa
     r"""The exact Lipschitz constant of one step w ↦ G(w) of ``method`` over all L-smooth μ-strongly convex f.
 
     sup ‖G(w) − G(w')‖ / ‖w − w'‖ = √(max ‖G(w) − G(w')‖² s.t. ‖w − w'‖² ≤ 1), an SDP with the interpolation
-    conditions at w, w' and every extrapolated point (uniform stability, THEORY.md O10; Hardt, Recht & Singer
+    conditions at w, w' and every extrapolated point (uniform stability, docs/theory.md O10; Hardt, Recht & Singer
     2016). For GD it is max(|1 − ηL|, |1 − ημ|). ``worst_case`` is the Lipschitz constant (not its square).
 
     Parameters

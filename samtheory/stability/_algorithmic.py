@@ -1,4 +1,4 @@
-r"""Uniform stability (Hardt, Recht & Singer 2016, "Train faster, generalize better"; THEORY.md O10).
+r"""Uniform stability (Hardt, Recht & Singer 2016, "Train faster, generalize better"; docs/theory.md O10).
 
 Two measurements:
 

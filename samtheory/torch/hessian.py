@@ -1,4 +1,4 @@
-r"""Sharpness λ_max(∇²f) of a torch loss by Hessian-vector products (THEORY.md O12).
+r"""Sharpness λ_max(∇²f) of a torch loss by Hessian-vector products (docs/theory.md O12).
 
 H v = ∇(∇f · v) by double back-propagation (Pearlmutter 1994). The top eigenvalue comes from Lanczos
 (:func:`scipy.sparse.linalg.eigsh` with ``which="LA"`` on a :class:`~scipy.sparse.linalg.LinearOperator`) or from

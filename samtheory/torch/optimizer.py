@@ -1,4 +1,4 @@
-r"""SAM, USAM and StableSAM around any ``torch.optim`` optimizer: the update rules of THEORY.md §2.
+r"""SAM, USAM and StableSAM around any ``torch.optim`` optimizer: the update rules of docs/theory.md §2.
 
 One step from parameters x with the gradient g = g(x) of the current minibatch:
 
