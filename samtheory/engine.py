@@ -391,7 +391,7 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
     if late.any():
         _freeze(out, alive[late], x[late], previous[late], steps)
     # Final values of every row of the chunk, frozen ones included.
-    finals = out.x[rows]
+    finals = np.asfortranarray(out.x[rows])  # the batch-contiguous layout of the steps: norms round alike
     out.loss[rows] = _not_nan(problem._loss(finals, None))
     out.grad_norm[rows] = _not_nan(_row_norm(full_gradient(finals)))
     if out.distance is not None:

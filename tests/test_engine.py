@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st_
 
 import samtheory as st
@@ -237,3 +237,21 @@ def test_recorded_iterates_are_the_iterates(problem):
 def test_record_iterates_needs_record_every():
     with pytest.raises(ValueError, match="record_iterates=True needs record_every >= 1"):
         st.simulate(st.Quadratic([1.0]), "gd", 0.1, steps=5, record_iterates=True)
+
+
+@settings(max_examples=25)
+@example(method="ssam", chunk_size=1, workers=1, position=1, seed=0)  # 1 ulp in grad_norm before the fix
+@given(method=st_.sampled_from(METHOD_NAMES), chunk_size=st_.integers(1, 9), workers=st_.integers(1, 3),
+       position=st_.integers(0, 6), seed=st_.integers(0, 3))
+def test_quadratic_results_do_not_depend_on_chunks_workers_or_batch_position(method, chunk_size, workers, position,
+                                                                          seed):
+    """Issue 15: every result field, final norms included, is bit-identical whatever the chunking, the threads
+    and the row's position in the batch (a single run included), on a quadratic in its eigenbasis."""
+    problem = st.Quadratic([1.0, 10.0, 100.0])
+    eta = np.array([0.001, 0.003, 0.01, 0.015, 0.019, 0.0199, 0.021])
+    batch = st.simulate(problem, method, eta, 0.05, seed=seed, steps=300)
+    other = st.simulate(problem, method, eta, 0.05, seed=seed, steps=300, chunk_size=chunk_size, workers=workers)
+    single = st.simulate(problem, method, eta[position], 0.05, seed=seed, steps=300)
+    for field in ("x", "loss", "grad_norm", "distance", "status", "diverged_at"):
+        np.testing.assert_array_equal(getattr(other, field), getattr(batch, field))
+        np.testing.assert_array_equal(getattr(single, field), getattr(batch, field)[position])
