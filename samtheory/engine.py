@@ -22,6 +22,7 @@ _MINIBATCH_STREAM = 0x5A4D  # second word of the minibatch generator's seed; x0 
 
 
 def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=None, adaptive: bool = False,
+             adaptive_eta: float = 0.0, ascent_groups: int = 1,
              truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              workers: int | None = None, progress: bool = False) -> SimulationResult:
@@ -68,6 +69,13 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         Initial point(s): None, shape ``(d,)`` or broadcastable to ``S + (d,)``; finite.
     adaptive : bool, optional
         ASAM's scale-invariant ascent T = |x| (docs/theory.md §2); default False. Not with ``basis="eigen"``.
+    adaptive_eta : float, optional
+        η_ASAM >= 0 of the official ASAM code: T = |x| + η_ASAM with ``adaptive`` (default 0: T = |x|).
+    ascent_groups : int, optional
+        m-sharpness, k >= 1 (default 1): the step's minibatch (or, without ``batch_size``, the whole finite
+        sum, in k contiguous blocks) is split into k equal groups; each takes the method's step with its own
+        gradients, and the k descent steps are averaged (the ``ascent_mode="per_replica"`` of the torch
+        optimizer on k replicas). Needs a finite-sum problem whose size divides by k.
     truncate : bool, optional
         Truncate the renormalization factor to min(1, γ) (StableSAM methods only); default False.
     batch_size : int or None, optional
@@ -111,6 +119,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
     check.choice("basis", basis, ("auto", "eigen", "dense"))
     adaptive = check.as_bool("adaptive", adaptive)
+    adaptive_eta = float(check.as_float_array("adaptive_eta", adaptive_eta, nonnegative=True))
+    ascent_groups = check.as_positive_int("ascent_groups", ascent_groups)
     truncate = check.as_bool("truncate", truncate)
     record_iterates = check.as_bool("record_iterates", record_iterates)
     if record_iterates and not record_every:
@@ -126,6 +136,12 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         batch_size = check.as_positive_int("batch_size", batch_size)
         if batch_size > problem.n_samples:
             raise ValueError(f"batch_size must be <= n_samples = {problem.n_samples}, got {batch_size}")
+    if ascent_groups > 1:
+        if problem.n_samples is None:
+            raise ValueError(f"ascent_groups > 1 needs a finite-sum problem, got {type(problem).__name__}")
+        size = problem.n_samples if batch_size is None else batch_size
+        if size % ascent_groups:
+            raise ValueError(f"ascent_groups must divide the batch ({size} samples), got {ascent_groups}")
     if chunk_size is not None:
         chunk_size = check.as_positive_int("chunk_size", chunk_size)
     workers = _available_cores() if workers is None else check.as_positive_int("workers", workers)
@@ -145,6 +161,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         raise ValueError(f"basis='eigen' needs a Quadratic problem, got {type(problem).__name__}")
 
     options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+    if adaptive_eta:
+        options["adaptive_eta"] = adaptive_eta
     if record_every:
         options["diagnostics"] = True
     out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None,
@@ -158,7 +176,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     def run(rows):
         with np.errstate(all="ignore"):  # thread-local: entered in each worker
             _run_chunk(inner, rule, rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
-                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out)
+                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups)
 
     workers = min(workers, len(chunks))
     with concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
@@ -176,6 +194,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         distance=None if out.distance is None else out.distance.reshape(shape),
         status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
         history=out.history(shape, from_inner), options={**options, "batch_size": batch_size, "basis": basis,
+                                             "ascent_groups": ascent_groups,
                                              "divergence_factor": divergence_factor},
     )
 
@@ -266,7 +285,18 @@ def _forward_fill(values):
         values[slot, missing] = values[slot - 1, missing]
 
 
-def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out):
+def _grouped_step(problem, rule, x, batch, groups, eta, rho, options) -> Step:
+    """m-sharpness: the rule's step on each of ``groups`` equal parts of ``batch``, the descents averaged."""
+    parts = np.split(np.arange(problem.n_samples) if batch is None else batch, groups)
+    steps = [rule(x, problem.gradient_oracle(part), eta, rho, **options) for part in parts]
+    new_x = np.mean([step.x for step in steps], axis=0)
+    grad_norm = _row_norm(problem.gradient_oracle(batch)(x))  # ‖g(x)‖ of the whole batch, for divergence
+    fields = [None if steps[0][i] is None else np.mean([step[i] for step in steps], axis=0) for i in (2, 3)]
+    return Step(new_x, grad_norm, *fields)
+
+
+def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
+               ascent_groups=1):
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
@@ -278,9 +308,11 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
     record_every = out.record_every
     alive, previous = rows, x
     for t in range(steps):
-        gradient = full_gradient if sampler is None else problem.gradient_oracle(
-            sampler.choice(problem.n_samples, size=batch_size, replace=False))
-        step = rule(x, gradient, eta, rho, **options)
+        batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
+        if ascent_groups > 1:
+            step = _grouped_step(problem, rule, x, batch, ascent_groups, eta, rho, options)
+        else:
+            step = rule(x, full_gradient if batch is None else problem.gradient_oracle(batch), eta, rho, **options)
         if not isinstance(step, Step) or step.grad_norm is None:
             raise ValueError(f"an update rule must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
         if record_every and t % record_every == 0:
