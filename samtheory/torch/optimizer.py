@@ -734,6 +734,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             return None
         loss = None
         if closure is not None and self._gradient_missing():
+            self.zero_grad(set_to_none=True)  # stale or zero: the closure must not add g(x) onto them
             loss = closure()
             self._check_gradient("at x")
         elif all(p.grad is None for group in self.param_groups for p in group["params"]) and self._spec.ascent:
