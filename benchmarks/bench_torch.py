@@ -18,11 +18,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from samtheory.torch import SAMOptimizer
-from samtheory.torch.neural import build_model, load_dataset
+from samtheory.repository import load_experiment
+
+_neural = load_experiment("neural", Path(__file__).resolve().parents[1])
+build_model, load_dataset = _neural.build_model, _neural.load_dataset
 
 METHODS = ("gd", "sam", "usam", "ssam", "susam")
 

@@ -1,11 +1,13 @@
 """Figure 9: neural validation — final training loss, test accuracy and sharpness against the learning rate.
 
 Every method trains a small MLP on MNIST-1D (generated locally by ``mnist1d``) with plain SGD as the base
-optimizer, through :func:`samtheory.torch.neural.run_neural_validation` (the ``samtheory neural`` command).
+optimizer, through :func:`run_neural_validation` of ``experiments/neural.py`` (the ``samtheory neural`` command).
 The paper's claim on networks (THEORY.md O5): SAM/USAM training becomes unstable at learning rates where
 StableSAM does not, and StableSAM matches SAM where both are stable. Diverged runs are marked; the top Hessian
 eigenvalue at the end is set against GD's 2/η (O12).
 """
+
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +23,9 @@ FIELDS = ("final_train_loss", "test_accuracy", "top_hessian_eigenvalue", "diverg
 
 
 def compute(params):
-    from samtheory.torch.neural import run_neural_validation
+    from samtheory.repository import load_experiment
+
+    run_neural_validation = load_experiment("neural", Path(__file__).resolve().parents[1]).run_neural_validation
 
     import sys
 

@@ -50,6 +50,10 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     independent, so the result does not depend on either: same inputs, same result, bit for bit. A user
     rule or problem must then be thread-safe (pure functions are); pass ``workers=1`` otherwise.
 
+    Before any work, a batch whose estimated memory exceeds 8 GiB (or the environment variable
+    ``SAMTHEORY_MAX_MEMORY``, e.g. ``64G``), or more than 10**12 steps, raises ``ValueError``
+    (:mod:`samtheory._limits`).
+
     Parameters
     ----------
     problem : Problem
@@ -104,6 +108,9 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     SimulationResult
         Every field over the batch shape S (see :class:`~samtheory.result.SimulationResult`).
     """
+    from ._limits import check_simulate
+    check_simulate(problem, eta, rho, seed, steps=steps, record_every=record_every, record_iterates=record_iterates,
+                   batch_size=batch_size, chunk_size=chunk_size, workers=workers)
     if not isinstance(problem, Problem):
         raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
     spec = resolve_method(method)

@@ -16,11 +16,11 @@ PACKAGE = ROOT / "samtheory"
 
 # Layers, lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS = [
-    {"_validation", "_limits", "result"},
+    {"_validation", "_limits", "_paths", "validation", "result"},
     {"methods", "problems", "datasets"},
     {"engine"},
     {"theory", "stability", "convex", "torch"},
-    {"plotting", "testing", "explorer", "figures", "_figures"},
+    {"plotting", "testing", "explorer", "figures", "_figures", "repository"},
     {"cli", "__main__"},
 ]
 LAYER = {name: level for level, names in enumerate(LAYERS) for name in names}

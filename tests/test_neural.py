@@ -1,10 +1,11 @@
-"""Neural validation (samtheory.torch.neural, ``samtheory neural``) and the Hessian tools, on tiny configurations."""
+"""Neural validation (experiments/neural.py, ``samtheory neural``) and the Hessian tools, on tiny configurations."""
 
 from __future__ import annotations
 
 import csv
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,9 +13,11 @@ import torch
 
 from samtheory.cli import main
 from samtheory.torch import hessian_vector_product, top_hessian_eigenvalue
-from samtheory.torch import neural
-from samtheory.torch.neural import (CSV_FIELDS, DEFAULT_CONFIG, QUICK_CONFIG, SCHEMA, build_model, load_dataset,
-                                    run_neural_validation)
+from samtheory.repository import load_experiment
+
+neural = load_experiment("neural", Path(__file__).resolve().parents[1])
+CSV_FIELDS, DEFAULT_CONFIG, QUICK_CONFIG, SCHEMA = neural.CSV_FIELDS, neural.DEFAULT_CONFIG, neural.QUICK_CONFIG, neural.SCHEMA
+build_model, load_dataset, run_neural_validation = neural.build_model, neural.load_dataset, neural.run_neural_validation
 
 TINY = dict(dataset="mnist1d", models=("mlp", "cnn"), methods=("gd", "sam", "ssam"), learning_rates=(0.5, 1000.0),
             seeds=(0,), epochs=2, batch_size=64, n_samples=400, hessian_samples=64, width=16, channels=4,

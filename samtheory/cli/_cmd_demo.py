@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import emit
+from ._common import emit, progress_bar, show_progress
 
 HELP = "quick tour: status of every method on a quadratic across learning rates (built-in defaults)"
 
@@ -26,8 +26,9 @@ def run(args) -> int:
     fractions = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99, 1.01])
     eta = fractions * 2 / lam
     rows = []
-    for name in METHODS:
-        result = simulate(problem, name, eta, args.rho, steps=args.steps, x0=np.ones(problem.dim))
+    for name in progress_bar(list(METHODS), "demo", "method"):
+        result = simulate(problem, name, eta, args.rho, steps=args.steps, x0=np.ones(problem.dim),
+                          progress=show_progress())
         for fraction, record in zip(fractions, result.to_records()):
             rows.append({"method": name, "eta*lam_max/2": float(fraction), **{k: record[k] for k in
                          ("eta", "rho", "status", "final_loss", "diverged_at")}})

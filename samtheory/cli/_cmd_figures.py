@@ -22,6 +22,7 @@ def run(args) -> int:
     from tqdm.auto import tqdm
 
     from .. import _figures
+    from .._paths import check_output_folder
 
     names = _figures.figure_names()
     if args.list:
@@ -32,10 +33,14 @@ def run(args) -> int:
     selected = [name.replace("-", "_") for name in args.names] or names
     for name in selected:
         _figures.load(name)  # an unknown name fails before anything runs
-    out_dir = None if args.out is None else Path(args.out)
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out must be a folder, got the file {str(out_dir)!r}")
-    cache_dir = None if out_dir is None else out_dir / "cache"
+    # Every output path is checked before any figure is computed, so that a bad one loses no work.
+    flag = "--out" if args.out is not None else "the figure folder"
+    out_dir = Path(args.out) if args.out is not None else _figures.default_out_dir(args.quick)
+    cache_dir = out_dir / "cache" if args.out is not None else _figures.default_cache_dir()
+    check_output_folder(flag, out_dir, folders=["cache"] if args.out is not None else [],
+                        files=[f"{name}.{suffix}" for name in selected for suffix in ("png", "pdf")])
+    check_output_folder(f"{flag} (its cache)", cache_dir,
+                        files=[_figures.cache_path(cache_dir, name, args.quick).name for name in selected])
     bar = tqdm(selected, desc="figures", unit="figure", disable=None, file=sys.stderr)
     for name in bar:
         bar.set_postfix_str(name)

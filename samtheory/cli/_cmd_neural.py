@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._common import emit, float_list, format_table, int_list
 
 HELP = ("train a small MLP and 1-D CNN on MNIST-1D with gd/sam/usam/ssam/susam over a learning-rate grid "
         "(needs samtheory[torch])")
 
-# The defaults are samtheory.torch.neural.DEFAULT_CONFIG and QUICK_CONFIG (--quick), read in run() so that
-# `samtheory --help` does not import torch; the help texts quote them (tests/test_neural.py checks).
+# The experiment is experiments/neural.py of the clone the command runs in (or --root); its DEFAULT_CONFIG and
+# QUICK_CONFIG (--quick) are read in run() so that `samtheory --help` does not import torch; the help texts
+# quote them (tests/test_neural.py checks).
 
 
 def _names(text: str) -> list[str]:
@@ -49,13 +51,29 @@ def add_arguments(parser):
     parser.add_argument("--csv", default=None, metavar="PATH", help="write one CSV row per run here")
     parser.add_argument("--json", action="store_true", help="print the results JSON instead of tables")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--root", default=None, metavar="DIR",
+                        help="the samtheory clone whose experiments/neural.py runs (default: the one the working "
+                             "directory is in)")
 
 
 def run(args) -> int:
+    from .._paths import check_output_file
+
+    # Checked before torch is imported and hours of training start: a bad path must not lose the results.
+    for flag, path in (("--output", args.output), ("--csv", args.csv)):
+        if path is not None:
+            check_output_file(flag, path)
+    if args.output is not None and args.csv is not None and \
+            os.path.abspath(args.output) == os.path.abspath(args.csv):
+        raise ValueError(f"--output and --csv must be different files, got {args.output!r} for both")
+    from ..repository import load_experiment
+
     try:
-        from ..torch.neural import DEFAULT_CONFIG, QUICK_CONFIG, run_neural_validation
+        neural = load_experiment("neural", args.root)  # root None: the clone the command runs in
     except ImportError as error:
         raise ValueError(f"samtheory neural needs PyTorch: pip install 'samtheory[torch]' ({error})") from None
+    DEFAULT_CONFIG, QUICK_CONFIG, run_neural_validation = (neural.DEFAULT_CONFIG, neural.QUICK_CONFIG,
+                                                           neural.run_neural_validation)
 
     defaults = QUICK_CONFIG if args.quick else DEFAULT_CONFIG
     chosen = {key: getattr(args, key) for key in ("dataset", "models", "methods", "learning_rates", "seeds", "rho",

@@ -32,21 +32,27 @@ def run(args) -> int:
     from ..convex import pep
     from ..convex._solver import SolverError
 
+    from .. import _limits
+
+    for steps in args.steps:
+        if steps >= 1:
+            _limits.check_memory(f"--steps {steps}", _limits.pep_bytes(steps))
     rows = []
     try:
         if args.critical:
             for rho in args.rho:
                 for steps in args.steps:
-                    rows.append(pep.pep_critical_learning_rate(args.method, L=args.L, mu=args.mu, rho=rho, steps=steps,
-                                                               metric=args.metric, solver=args.solver).to_record())
+                    rows.append(_numeric(f"--rho {rho:g} --steps {steps} --L {args.L:g}", lambda: (
+                        pep.pep_critical_learning_rate(args.method, L=args.L, mu=args.mu, rho=rho, steps=steps,
+                                                       metric=args.metric, solver=args.solver).to_record())))
             columns = ["method", "L", "mu", "rho", "steps", "pep_eta", "quadratic_eta", "agree", "relative_difference"]
         else:
             for eta in args.eta:
                 for rho in args.rho:
                     for steps in args.steps:
-                        result = pep.worst_case(args.method, L=args.L, mu=args.mu, eta=eta, rho=rho, steps=steps,
-                                                metric=args.metric, R=args.R, solver=args.solver)
-                        rows.append(result.to_record())
+                        rows.append(_numeric(f"--eta {eta:g} --rho {rho:g} --L {args.L:g} --R {args.R:g}", lambda: (
+                            pep.worst_case(args.method, L=args.L, mu=args.mu, eta=eta, rho=rho, steps=steps,
+                                           metric=args.metric, R=args.R, solver=args.solver).to_record())))
             columns = ["method", "L", "mu", "eta", "rho", "steps", "metric", "worst_case", "solver", "status",
                        "solve_seconds"]
     except SolverError as error:
@@ -54,3 +60,17 @@ def run(args) -> int:
         return 1
     emit(rows, args.json, columns)
     return 0
+
+
+def _numeric(arguments: str, solve):
+    """``solve()``, with float64 overflow in the PEP's data (a RuntimeWarning, made an error by the CLI, or
+    CVXPY refusing NaN/Inf data) reported as bad input naming the arguments."""
+    try:
+        return solve()
+    except (RuntimeWarning, FloatingPointError, OverflowError) as error:
+        detail = str(error)
+    except ValueError as error:
+        if "NaN or Inf" not in str(error):  # CVXPY's words for data that overflowed
+            raise
+        detail = "the problem data contain NaN or Inf"
+    raise ValueError(f"{arguments}: the PEP's numbers overflow float64 ({detail}); use smaller values") from None

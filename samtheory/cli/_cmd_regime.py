@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_problem_arguments, emit, float_list
+from ._common import add_problem_arguments, emit, float_list, seed_type
 
 HELP = "stability regimes: analytic vs measured critical learning rates per method and rho (table or --json)"
 
@@ -27,7 +27,7 @@ def add_arguments(parser):
     parser.add_argument("--divergence-factor", type=float, default=1e6,
                         help="diverged: ‖g_t‖ > factor max(‖g_0‖, 1) (default: 1e6)")
     parser.add_argument("--points", type=int, default=3, help="initial points per configuration (default: 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the initial points (default: 0)")
+    parser.add_argument("--seed", type=seed_type("seed"), default=0, help="seed of the initial points (default: 0)")
     parser.add_argument("--eta-range", type=float_list, default=None, metavar="LOW,HIGH",
                         help="initial bisection bracket (default: 1e-4*2/beta,4*2/beta)")
     parser.add_argument("--adaptive", action="store_true", help="ASAM-style adaptive ascent")
@@ -46,6 +46,13 @@ def run(args) -> int:
         methods = "all"
     elif not methods or "all" in methods:
         raise ValueError(f"--method must be 'all' or a comma-separated list of method names, got {args.method!r}")
+    if args.points >= 1:
+        from .. import _limits
+
+        dim = len(args.eigs) if args.problem == "quadratic" else args.dim if args.problem in (
+            "least-squares", "logistic") else 2
+        _limits.check_memory(f"--points {args.points} with {len(args.rho)} rho value(s)",
+                             _limits.regime_bytes(args.points, len(args.rho), max(dim, 1), 1))
     problem = problem_from_args(args)
     rules = ClassificationRules(steps=args.steps, tol=args.tol, divergence_factor=args.divergence_factor,
                                 n_points=args.points, seed=args.seed, divergence_steps=args.divergence_steps)

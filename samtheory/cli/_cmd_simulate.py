@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_problem_arguments, emit, float_list, int_list, problem_from_args
+from ._common import add_problem_arguments, emit, float_list, problem_from_args, seed_list, show_progress
 
 HELP = "run one configuration or a small (eta, rho, seed) grid and print a table (or JSON with --json)"
 
@@ -14,7 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--method", default="ssam", help=f"one of {', '.join(METHODS)} (default: ssam)")
     parser.add_argument("--eta", type=float_list, required=True, help="learning rate(s), comma-separated")
     parser.add_argument("--rho", type=float_list, default=[0.05], help="radius/radii, comma-separated (default: 0.05)")
-    parser.add_argument("--seed", type=int_list, default=[0], help="seed(s) of x0 and minibatches (default: 0)")
+    parser.add_argument("--seed", type=seed_list, default=[0],
+                        help="seed(s) of x0 and minibatches, in [0, 2**32 - 1] (default: 0)")
     parser.add_argument("--steps", type=int, default=1000, help="number of updates (default: 1000)")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (finite-sum problems)")
     parser.add_argument("--adaptive", action="store_true", help="ASAM-style adaptive ascent")
@@ -33,7 +34,7 @@ def run(args) -> int:
     rho = np.asarray(args.rho)[None, :, None]
     seed = np.asarray(args.seed)[None, None, :]
     result = simulate(problem, args.method, eta, rho, seed=seed, steps=args.steps, batch_size=args.batch_size,
-                      adaptive=args.adaptive, truncate=args.truncate, tol=args.tol)
+                      adaptive=args.adaptive, truncate=args.truncate, tol=args.tol, progress=show_progress())
     columns = ["method", "eta", "rho", "seed", "status", "final_loss", "final_grad_norm", "diverged_at", "steps"]
     emit(result.to_records(), args.json, columns)
     return 0

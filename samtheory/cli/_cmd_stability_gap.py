@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import emit
+from ._common import emit, seed_type
 
 HELP = "uniform stability: parameter divergence and generalization gap on data sets differing in one example"
 
@@ -18,7 +18,8 @@ def add_arguments(parser):
     parser.add_argument("--batch-size", type=int, default=1, help="minibatch size; 0 for full-batch (default: 1)")
     parser.add_argument("--trials", type=int, default=None,
                         help="minibatch sequences averaged (default: 10; 4 with --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the minibatch sequences (default: 0)")
+    parser.add_argument("--seed", type=seed_type("seed"), default=0,
+                        help="seed of the minibatch sequences (default: 0)")
     parser.add_argument("--quick", action="store_true", help="a small run (200 steps, 4 trials), a few seconds")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -34,8 +35,17 @@ def run(args) -> int:
         raise ValueError(f"--batch-size must be >= 0, got {args.batch_size}")
     steps = args.steps if args.steps is not None else (200 if args.quick else 1000)
     trials = args.trials if args.trials is not None else (4 if args.quick else 10)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    split = uniform.DATASETS[data]()
+    if steps >= 1 and trials >= 1:
+        from .. import _limits
+
+        record_every = max(1, steps // 20)  # stability_experiment's default
+        _limits.check_memory(f"--trials {trials} with --steps {steps}", _limits.stability_bytes(
+            trials, steps, record_every, split.train.dim, split.train.n_samples, split.test.n_samples,
+            max(len(methods), 1)))
     result = uniform.stability_experiment(
-        data, methods=[m.strip() for m in args.methods.split(",") if m.strip()], eta=args.eta, rho=args.rho,
+        split, methods=methods, eta=args.eta, rho=args.rho,
         steps=steps, batch_size=args.batch_size or None, n_trials=trials, seed=args.seed)
     if not args.json:
         print(f"{result.data}: n = {result.n_samples}, eta = {result.eta:g}, rho = {result.rho:g}, batch size "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 
 import numpy as np
 
@@ -16,9 +17,9 @@ def float_list(text: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r:.60}") from None
     if not values or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected finite comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected finite comma-separated numbers, got {text!r:.60}")
     return values
 
 
@@ -26,9 +27,39 @@ def int_list(text: str) -> list[int]:
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r:.60}") from None
     if not values:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r:.60}")
+    return values
+
+
+#: Seeds are integers in [0, 2**32 - 1] (the range every NumPy and SciPy generator accepts).
+SEED_MAX = 2**32 - 1
+
+
+def _seed(text: str, name: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{name} must be an integer >= 0 and <= 2**32 - 1, got {text!r:.60}")
+    return value
+
+
+def seed_type(name: str):
+    """An argparse type for one seed; the message names ``name`` (e.g. ``"seed"``)."""
+    def parse(text: str) -> int:
+        return _seed(text, name)
+    parse.__name__ = name
+    return parse
+
+
+def seed_list(text: str) -> list[int]:
+    """'0,1,2' -> [0, 1, 2]: comma-separated seeds in [0, 2**32 - 1]."""
+    values = [_seed(part.strip(), "seed") for part in text.split(",") if part.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated seeds, got {text!r:.60}")
     return values
 
 
@@ -37,19 +68,25 @@ def add_problem_arguments(parser: argparse.ArgumentParser, default_eigs: str = "
     group.add_argument("--problem", choices=PROBLEMS, default="quadratic", help="test problem (default: quadratic)")
     group.add_argument("--eigs", type=float_list, default=float_list(default_eigs),
                        help=f"quadratic: Hessian eigenvalues, comma-separated (default: {default_eigs})")
-    group.add_argument("--rotation", type=int, default=None, metavar="SEED",
+    group.add_argument("--rotation", type=seed_type("rotation"), default=None, metavar="SEED",
                        help="quadratic: rotate the eigenbasis by a random orthogonal matrix drawn from SEED")
     group.add_argument("--n-samples", type=int, default=200, help="least-squares/logistic: samples (default: 200)")
     group.add_argument("--dim", type=int, default=10, help="least-squares/logistic: dimension (default: 10)")
     group.add_argument("--l2", type=float, default=1e-2, help="logistic: L2 regularization (default: 0.01)")
-    group.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data (default: 0)")
+    group.add_argument("--data-seed", type=seed_type("data-seed"), default=0,
+                       help="seed of the synthetic data (default: 0)")
 
 
 def problem_from_args(args):
-    from .. import problems
+    from .. import _limits, problems
     from ..datasets import make_least_squares, make_logistic_regression
 
+    if args.problem in ("least-squares", "logistic") and args.n_samples > 0 and args.dim > 0:
+        _limits.check_memory(f"--n-samples {args.n_samples} --dim {args.dim}",
+                             _limits.dataset_bytes(args.n_samples, args.dim))
     if args.problem == "quadratic":
+        if args.rotation is not None:  # a dense d × d orthogonal matrix and its QR factorization
+            _limits.check_memory(f"--rotation with {len(args.eigs)} eigenvalues", 8 * 4.0 * len(args.eigs) ** 2)
         return problems.Quadratic(args.eigs, rotation=args.rotation)
     if args.problem == "least-squares":
         return make_least_squares(args.n_samples, args.dim, seed=args.data_seed)
@@ -58,6 +95,19 @@ def problem_from_args(args):
     if args.problem == "saddle":
         return problems.Saddle()
     return problems.ScalarFactorization()
+
+
+def show_progress() -> bool:
+    """Progress bars go to stderr, and only when it is a terminal (as ``samtheory figures`` does)."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+def progress_bar(iterable, desc: str, unit: str, total: int | None = None):
+    """A tqdm bar over ``iterable`` on stderr, shown only when stderr is a terminal, removed when done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, unit=unit, total=total, disable=not show_progress(), leave=False,
+                file=sys.stderr)
 
 
 def strict_json(value):

@@ -7,6 +7,10 @@ no solver reports ``optimal``. Without a named solver, Clarabel is tried first a
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -88,6 +92,35 @@ def solver_options(solver: str, tolerance: float = DEFAULT_TOLERANCE) -> dict:
     return {"eps_abs": tolerance, "eps_rel": tolerance, "max_iters": 20_000}
 
 
+@contextlib.contextmanager
+def _stdout_silenced():
+    """Send stdout to /dev/null for the duration, at both levels a solver prints to: ``sys.stdout`` (SCS's
+    ``PySys_WriteStdout``, e.g. "ERROR: could not determine problem status." even when not verbose, which
+    would corrupt ``--json`` output) and file descriptor 1 (C's printf). The solver's status is reported
+    through :class:`SolverError` instead. Python's buffered output is flushed first and C's after, so nothing
+    else is reordered or lost. Both are process-wide: other threads' output during a solve is dropped too."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stdout.flush()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        try:
+            saved = os.dup(1)
+        except OSError:  # no file descriptor 1: nothing more to protect
+            yield
+            return
+        try:
+            libc = ctypes.CDLL(None)
+        except OSError:
+            libc = None
+        try:
+            os.dup2(sink.fileno(), 1)
+            yield
+        finally:
+            if libc is not None:
+                libc.fflush(None)
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
 def solve(problem: cp.Problem, *, solver: str | None = None, tolerance: float | None = None,
           what: str = "problem") -> Solution:
     """Solve a CVXPY problem to ``tolerance``; :class:`SolverError` unless a solver reports ``optimal``.
@@ -103,7 +136,7 @@ def solve(problem: cp.Problem, *, solver: str | None = None, tolerance: float | 
     for name in names:
         start = time.perf_counter()
         try:
-            with warnings.catch_warnings():  # an inaccurate solve is reported below, not warned about
+            with warnings.catch_warnings(), _stdout_silenced():  # failures are reported below
                 warnings.simplefilter("ignore", UserWarning)
                 problem.solve(solver=name, **solver_options(name, tolerance))
             status = str(problem.status)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import _validation as check
+from .._limits import MAX_STEPS
 from ..engine import simulate
 from ..methods import BUILTIN_METHODS, resolve_method
 from ..problems import Problem
@@ -22,6 +23,15 @@ _SMALLEST_MEANINGFUL = 1e-280  # below, gradient norms are near the subnormal ra
 # Probes for the converged edge, as fractions of the non-divergent edge, in two stages: first next to it (where
 # GD's and USAM's converged edges lie), then, for the ρ values still without a converged probe, further below.
 _CONVERGED_PROBES = (np.array([1.0, 0.99]), np.array([0.9, 0.5, 0.1, 0.01]))
+#: The smallest ``rtol``: a bracket's relative width must stay far above float64's resolution (2.2e-16) for
+#: its geometric midpoints to be distinct numbers.
+MIN_RTOL = 1e-12
+#: The largest ``divergence_factor``: ln(1e100) = 230 makes the automatic budget 230/rtol steps already, and
+#: a threshold factor·‖g_0‖ near float64's limit (1.8e308) would flag only overflow.
+MAX_DIVERGENCE_FACTOR = 1e100
+# Bisection phases of the non-divergent edge: a row's bracket is restarted at most twice (see
+# _nondivergent_edge), so its cost is at most this many times that of one bisection.
+_PHASES = 3
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,9 @@ class ClassificationRules:
     ``divergence_steps`` is the step budget in which the non-divergent edge is measured (None: automatic,
     ⌈ln(divergence_factor)/rtol⌉ — enough for a run whose ‖g‖ grows by a factor 1 + 2·rtol per step, as GD's
     and USAM's do at (1 + rtol) times their threshold, to be flagged; see :func:`critical_learning_rate`).
+
+    Limits: ``divergence_factor`` in (1, 1e100], ``steps`` and ``divergence_steps`` at most 10**12
+    (:data:`samtheory._limits.MAX_STEPS`), and so is the automatic budget (a smaller ``rtol`` is refused).
 
     Attributes
     ----------
@@ -63,21 +76,50 @@ class ClassificationRules:
     divergence_steps: int | None = None
 
     def __post_init__(self):
-        check.as_positive_int("steps", self.steps)
-        check.as_float_array("tol", self.tol, positive=True)
-        factor = float(check.as_float_array("divergence_factor", self.divergence_factor, positive=True))
-        if factor <= 1:
-            raise ValueError(f"divergence_factor must be > 1, got {self.divergence_factor!r}")
+        _check_steps("steps", self.steps)
+        if check.as_float_array("tol", self.tol, positive=True).ndim:
+            raise ValueError(f"tol must be a scalar, got {self.tol!r:.80}")
+        factor = check.as_float_array("divergence_factor", self.divergence_factor, positive=True)
+        if factor.ndim or not 1 < factor <= MAX_DIVERGENCE_FACTOR:
+            raise ValueError(f"divergence_factor must be > 1 and <= {MAX_DIVERGENCE_FACTOR:g}, "
+                             f"got {self.divergence_factor!r:.80}")
         check.as_positive_int("n_points", self.n_points)
         check.as_positive_int("seed", self.seed, minimum=0)
         if self.divergence_steps is not None:
-            check.as_positive_int("divergence_steps", self.divergence_steps)
+            _check_steps("divergence_steps", self.divergence_steps)
 
     def divergence_budget(self, rtol: float) -> int:
-        """Steps in which the non-divergent edge is measured at relative tolerance ``rtol``."""
+        """Steps in which the non-divergent edge is measured at relative tolerance ``rtol`` (``ValueError``
+        when the automatic budget ⌈ln(divergence_factor)/rtol⌉ exceeds 10**12 steps)."""
         if self.divergence_steps is not None:
             return max(self.divergence_steps, self.steps)
-        return max(self.steps, math.ceil(math.log(self.divergence_factor) / rtol))
+        budget = math.log(self.divergence_factor) / rtol
+        if budget > MAX_STEPS:
+            raise ValueError(f"rtol = {rtol:g} makes the non-divergent edge's step budget "
+                             f"ceil(ln(divergence_factor)/rtol) = {budget:.3g}, more than {MAX_STEPS:.0e} steps; "
+                             f"use rtol >= {math.log(self.divergence_factor) / MAX_STEPS:.2g} or set divergence_steps")
+        return max(self.steps, math.ceil(budget))
+
+
+def _check_steps(name, value) -> int:
+    value = check.as_positive_int(name, value)
+    if value > MAX_STEPS:
+        raise ValueError(f"{name} must be <= {MAX_STEPS:.0e}, got {value}")
+    return value
+
+
+def _check_rtol(rtol) -> float:
+    """``rtol`` as validated by the callers (a float in (0, 1)), at least :data:`MIN_RTOL`."""
+    if not rtol >= MIN_RTOL:
+        raise ValueError(f"rtol must be >= {MIN_RTOL:g} (float64 cannot resolve a finer bracket), got {rtol!r}")
+    return rtol
+
+
+def _bisection_rounds(eta_range, rtol: float) -> int:
+    """R = ⌈log2(ln(high/low)/ln(1 + rtol))⌉: the rounds a geometric bisection of ``eta_range`` takes until
+    upper/lower − 1 ≤ ``rtol`` (each round halves ln(upper/lower))."""
+    low, high = float(eta_range[0]), float(eta_range[1])
+    return max(0, math.ceil(math.log2(math.log(high / low) / math.log1p(rtol))))
 
 
 def _rules(rules, **overrides) -> ClassificationRules:
@@ -295,44 +337,105 @@ def _default_eta_range(problem) -> tuple[float, float]:
 
 def _bisect(runner, rho, lower, upper, rows, rtol, passes, steps):
     """Geometric bisection of [lower, upper] (updated in place on ``rows``) until upper/lower − 1 ≤ rtol, all
-    active ρ in one simulate call of ``steps`` steps per round; ``passes(status)`` is the edge's test."""
+    active ρ in one simulate call of ``steps`` steps per round; ``passes(status)`` is the edge's test. At most
+    :func:`_bisection_rounds` of the widest bracket rounds (and none once a midpoint cannot be told apart from
+    an end)."""
     active = rows[upper[rows] / lower[rows] - 1 > rtol]
-    while active.size:
+    if not active.size:
+        return
+    for _ in range(_bisection_rounds((1.0, float(np.max(upper[active] / lower[active]))), rtol)):
         middle = np.sqrt(lower[active] * upper[active])
+        splits = (middle > lower[active]) & (middle < upper[active])  # else float64 cannot split it further
         ok = passes(runner.status(middle, rho[active], steps))
         lower[active[ok]] = middle[ok]
         upper[active[~ok]] = middle[~ok]
-        active = active[upper[active] / lower[active] - 1 > rtol]
+        active = active[(upper[active] / lower[active] - 1 > rtol) & splits]
+        if not active.size:
+            break
+
+
+def _no_edge_reasons(runner, rho) -> list[str]:
+    """Per ρ, why no learning rate is non-divergent, where a quadratic's spectrum shows it ("" elsewhere).
+
+    Along an eigenvector with λ < 0, the component z of every built-in non-adaptive rule is multiplied each
+    step by 1 − ηλ(1 + ρλ) (usam), 1 − ηγλ(1 + ρλ) (susam, γ > 0), 1 − ηλ (gd) or 1 − ηλ(1 + ρλ/‖g‖) (sam;
+    ssam with η·γ): > 1 at every η > 0 when λ(1 + ρλ) < 0, resp. always, resp. once ‖g‖ > ρ|λ|, which
+    |z| > ρ ensures and which then persists. So |z| grows geometrically and the run diverges at every η.
+    """
+    reasons = [""] * rho.size
+    spectrum, _ = _problem_spectrum(runner.problem)
+    name = runner.method.kind
+    if spectrum is None or name is None or runner.options["adaptive"] or not np.any(spectrum < 0):
+        return reasons
+    negative = spectrum[spectrum < 0]
+    lam_min = float(np.min(negative))
+    for i, r in enumerate(rho):
+        if name == "gd" or r == 0:
+            growing = negative
+            why = "|1 - eta*lambda| > 1"
+        elif name in ("usam", "susam"):
+            growing = negative[negative * (1 + r * negative) < 0]
+            why = "|1 - eta*lambda*(1 + rho*lambda)| > 1 for -1/rho < lambda < 0"
+        else:  # sam, ssam: the growth needs |z| > rho along that eigenvector, from every initial point
+            growing = [lam for lam, size in zip(spectrum, _eigen_components(runner)) if lam < 0 and size > r]
+            why = "a component larger than rho along it keeps growing"
+        if len(growing):
+            reasons[i] = (f"no stable learning rate: the spectrum has a negative eigenvalue (min {lam_min:.6g}) and "
+                          f"{runner.name}'s iterates grow along its eigenvector at every eta > 0 ({why})")
+    return reasons
+
+
+def _eigen_components(runner) -> np.ndarray:
+    """Smallest modulus over the initial points of each eigen-component of x − x* (the quadratic's eigenbasis)."""
+    _, vectors, center = runner.problem.quadratic_form()
+    shifted = runner.points - center
+    coefficients = shifted if vectors is None else shifted @ vectors
+    return np.min(np.abs(coefficients), axis=0)
 
 
 def _nondivergent_edge(runner, rho, rtol, eta_range):
-    """Vectorized bisection for the non-divergent edge, with a step budget that grows as the bracket shrinks.
+    r"""Vectorized bisection for the non-divergent edge, with a step budget that grows as the bracket shrinks.
 
     A run that diverges within t steps diverges within any longer budget (same trajectory), so an upper
     bracket found with a short budget stays valid. A lower one found with t steps may be a slow divergence
     (within ≈ ln(100·factor)/(2t) of the edge for growth like GD's): it is re-checked in the same call as the
     midpoints once the budget has grown 16-fold, and with the full budget before the end; one that fails
-    becomes the upper bracket and the lower one moves down by twice that bias bound.
+    becomes the upper bracket and the lower one moves down by twice that bias bound. From then on that row is
+    bisected with the full budget only (its new brackets need no re-check), so a row's bracket restarts at
+    most twice: after its first failed re-check, and from the bottom of eta_range if the lowered bracket
+    fails too (where a failure ends the row with a reason).
+
+    Cost, predictable from the arguments: at most 1 + 3·(R + 1) simulate calls, R = ⌈log2(ln(high/low) /
+    ln(1 + rtol))⌉ (:func:`_bisection_rounds`), each of at most 2·len(rho)·n_points runs of at most
+    ``rules.divergence_budget(rtol)`` steps. A row still open after that many rounds ends with a reason.
     """
+    _check_rtol(rtol)
     budget = runner.rules.divergence_budget(rtol)
     log_factor = math.log(100 * runner.rules.divergence_factor)
     n = rho.size
     lower, upper = np.full(n, eta_range[0]), np.full(n, eta_range[1])
     lower_steps = np.zeros(n, dtype=np.int64)  # the budget with which each lower bracket passed (0: not run)
-    reason = [""] * n
-    top = runner.status(upper, rho, budget)
-    valid = top == DIVERGED
-    for i in np.flatnonzero(~valid):
-        reason[i] = f"no divergence up to eta = {eta_range[1]:.6g} (the top of eta_range) in {budget} steps"
+    full_budget_only = np.zeros(n, dtype=bool)  # rows whose lower bracket failed a re-check once
+    reason = _no_edge_reasons(runner, rho)
+    valid = np.array([not r for r in reason], dtype=bool)
+    if valid.any():
+        top = runner.status(upper[valid], rho[valid], budget)
+        for i in np.flatnonzero(valid)[top != DIVERGED]:
+            reason[i] = f"no divergence up to eta = {eta_range[1]:.6g} (the top of eta_range) in {budget} steps"
+            valid[i] = False
 
     def steps_for(width):
         # ∝ 1/width: a midpoint is misjudged only within ~width/8 of the edge; full budget from width 4·rtol on.
         return int(min(budget, max(runner.rules.steps // 4, math.ceil(budget * 4 * rtol / width))))
 
-    while True:
+    max_calls = _PHASES * (_bisection_rounds(eta_range, rtol) + 1)
+    for _ in range(max_calls):
         rows = np.flatnonzero(valid)
         bisect = rows[upper[rows] / lower[rows] - 1 > rtol]
-        steps = steps_for(float(np.min(np.log(upper[bisect] / lower[bisect])))) if bisect.size else budget
+        if bisect.size and full_budget_only[bisect].any():
+            steps = budget
+        else:
+            steps = steps_for(float(np.min(np.log(upper[bisect] / lower[bisect])))) if bisect.size else budget
         stale = rows[(lower_steps[rows] < budget) & ((16 * lower_steps[rows] <= steps) | (steps == budget))]
         if not bisect.size and not stale.size:
             break
@@ -353,16 +456,27 @@ def _nondivergent_edge(runner, rho, rtol, eta_range):
                 valid[i] = False
                 continue
             upper[i] = lower[i]
-            lower[i] = max(eta_range[0], lower[i] * math.exp(-max(2 * rtol, log_factor / max(lower_steps[i], 1))))
+            if full_budget_only[i]:  # the lowered bracket failed too: restart from the bottom
+                lower[i] = eta_range[0]
+            else:
+                lower[i] = max(eta_range[0], lower[i] * math.exp(-max(2 * rtol, log_factor / max(lower_steps[i], 1))))
             lower_steps[i] = 0
+            full_budget_only[i] = True
+    else:
+        rows = np.flatnonzero(valid)
+        for i in rows[(upper[rows] / lower[rows] - 1 > rtol) | (lower_steps[rows] < budget)]:
+            reason[i] = (f"no edge to rtol = {rtol:g} within {max_calls} bisection rounds of {budget} steps: "
+                         "the run's divergence keeps moving with the step budget")
     return _finish(runner, "nondivergent", rho, lower, upper, reason, rtol, budget)
 
 
 def _converged_edge(runner, rho, rtol, nondivergent: MeasuredThreshold):
     """Bisection for the largest η at which every run converges within ``rules.steps`` steps, starting from
-    probes below the non-divergent edge (the largest converged probe and the probe above it)."""
+    probes below the non-divergent edge (the largest converged probe and the probe above it). Cost: two probe
+    calls, then at most :func:`_bisection_rounds` calls, each of at most 4·len(rho)·n_points runs of
+    ``rules.steps`` steps."""
+    _check_rtol(rtol)
     steps = runner.rules.steps
-    n = rho.size
     lower, upper = nondivergent.lower.copy(), nondivergent.upper.copy()
     reason = list(nondivergent.reason)
     rows = np.flatnonzero(np.isfinite(nondivergent.value))

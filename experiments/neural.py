@@ -1,9 +1,12 @@
 r"""Neural validation: SAM, USAM and StableSAM training small networks over a learning-rate grid.
 
+An experiment of the repository, next to the figure scripts: ``samtheory neural`` loads this file from the
+repository it runs in (:func:`samtheory.repository.load_experiment`), and so does ``experiments/fig_neural.py``.
+
 :func:`run_neural_validation` trains a small MLP and a small 1-D CNN on MNIST-1D (Greydanus 2020), generated
 locally by the ``mnist1d`` package (no download), or on scikit-learn's ``digits`` (bundled with sklearn), for
 every (model, method, learning rate, seed), with :class:`~samtheory.torch.SAMOptimizer` over plain SGD
-(optionally with momentum); both gradients of a step use the same minibatch. It answers THEORY.md O5 on
+(optionally with momentum); both gradients of a step use the same minibatch. It answers docs/theory.md O5 on
 networks: at which learning rates does SAM/USAM training become unstable where StableSAM does not, and does
 StableSAM match SAM where both are stable? ``samtheory neural`` runs it from the command line.
 
@@ -61,18 +64,18 @@ import copy
 import csv as _csv
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import __version__
-from .. import _validation as check
-from .hessian import top_hessian_eigenvalue
-from .optimizer import METHOD_NAMES, SAMOptimizer
+from samtheory import __version__
+from samtheory import validation as check
+from samtheory.torch import METHOD_NAMES, SAMOptimizer, top_hessian_eigenvalue
+from samtheory.validation import check_output_file, write_atomically
 
 __all__ = ["run_neural_validation", "load_dataset", "build_model", "train_run", "Dataset", "SCHEMA",
            "QUICK_CONFIG", "DEFAULT_CONFIG", "MODELS", "DATASETS", "CSV_FIELDS"]
@@ -290,10 +293,11 @@ def run_neural_validation(*, dataset: str = _D["dataset"], models=_D["models"], 
     """Train every (model, method, learning rate, seed) and return the results dict of the module docstring.
 
     The defaults are :data:`DEFAULT_CONFIG` (``samtheory neural``); :data:`QUICK_CONFIG` is ``--quick``.
-    ``output`` (a path) receives the JSON, ``csv`` one row per run. Same arguments, same numbers (CPU: bit for
-    bit; CUDA: up to its non-deterministic kernels). ``threads`` sets torch's CPU threads for the call (these
-    networks are too small to gain from more than one; None leaves the setting). ``progress`` shows a tqdm bar
-    over the runs.
+    ``output`` (a path) receives the JSON, ``csv`` one row per run: both are checked before any training
+    (``ValueError`` for a folder, a path under a file, an unwritable folder) and written atomically. Same
+    arguments, same numbers (CPU: bit for bit; CUDA: up to its non-deterministic kernels). ``threads`` sets
+    torch's CPU threads for the call (these networks are too small to gain from more than one; None leaves
+    the setting). ``progress`` shows a tqdm bar over the runs.
     """
     models = tuple(check.choice("models", m, MODELS) for m in _as_tuple("models", models))
     methods = tuple(check.choice("methods", m, METHOD_NAMES) for m in _as_tuple("methods", methods))
@@ -320,6 +324,11 @@ def run_neural_validation(*, dataset: str = _D["dataset"], models=_D["models"], 
     for name, flag in (("adaptive", adaptive), ("truncate", truncate), ("progress", progress)):
         if not isinstance(flag, bool):
             raise ValueError(f"{name} must be True or False, got {flag!r}")
+    for name, path in (("output", output), ("csv", csv)):
+        if path is not None:  # before any training: a bad path must not lose the results
+            check_output_file(name, path)
+    if output is not None and csv is not None and os.path.abspath(output) == os.path.abspath(csv):
+        raise ValueError(f"output and csv must be different files, got {os.fspath(output)!r} for both")
     torch_device = _resolve_device(device)
     data = load_dataset(dataset, n_samples, seed=0)
     if batch_size > len(data.y_train):
@@ -354,17 +363,16 @@ def run_neural_validation(*, dataset: str = _D["dataset"], models=_D["models"], 
     summary = _summarize(runs)
     results = {"schema": SCHEMA, "config": config, "runs": runs, "summary": summary,
                "stability": _stability(summary), "comparison": _comparison(summary)}
+    # Atomic writes: an interrupted or failed write leaves any previous file intact and no partial file.
     if output is not None:
-        path = Path(output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(results, indent=1, allow_nan=False) + "\n")
+        text = json.dumps(results, indent=1, allow_nan=False) + "\n"
+        write_atomically(output, lambda handle: handle.write(text))
     if csv is not None:
-        path = Path(csv)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="") as handle:
+        def write_rows(handle):
             writer = _csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(runs)
+        write_atomically(csv, write_rows, newline="")
     return results
 
 
