@@ -795,7 +795,8 @@ class SAMOptimizer(torch.optim.Optimizer):
     def state_dict(self) -> dict:
         """The base optimizer's state dict (its groups carry ``rho`` and ``adaptive``) plus a ``"sam"`` entry."""
         state = self.base_optimizer.state_dict()
-        state["sam"] = {"method": self.method, "truncate": self.truncate, "diagnostics": self.diagnostics}
+        state["sam"] = {"method": self.method, "truncate": self.truncate, "diagnostics": self.diagnostics,
+                        "ascent_mode": self.ascent_mode, "max_grad_norm": self.max_grad_norm}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -806,6 +807,11 @@ class SAMOptimizer(torch.optim.Optimizer):
             self.method = self._spec.name
             self.truncate = _flag("truncate", options.get("truncate", self.truncate))
             self.diagnostics = _flag("diagnostics", options.get("diagnostics", self.diagnostics))
+            mode = options.get("ascent_mode", self.ascent_mode)
+            if mode not in _ASCENT_MODES:
+                raise ValueError(f"ascent_mode must be 'global' or 'per_replica', got {reprlib.repr(mode)}")
+            self.ascent_mode = mode
+            self.max_grad_norm = options.get("max_grad_norm", self.max_grad_norm)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups  # load_state_dict builds new group dicts
         self.state = self.base_optimizer.state
