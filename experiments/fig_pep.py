@@ -19,13 +19,32 @@ QUICK = {**FULL, "gd_steps": [1, 5], "gd_h": 4, "usam_rho": [0.0, 1.0], "usam_et
 FIGSIZE = (3.4, 5.0)
 
 
-def _worst_case_or_nan(method, **kwargs):
-    from samtheory.convex import SolverError, pep
+def _certified(solve, *args, **kwargs):
+    """``(result, "optimal")`` of one PEP computation, or ``(None, status)`` with the solver's status when no
+    solver certified a value (huge worst cases). A failure is kept in the figure's ``*_status`` and
+    ``*_failed`` arrays and drawn as such, never as a number."""
+    from samtheory.convex import SolverError
 
     try:
-        return pep.worst_case(method, **kwargs).worst_case
-    except SolverError:  # the solver could not certify this value (huge worst cases): leave it out
-        return np.nan
+        return solve(*args, **kwargs), "optimal"
+    except SolverError as error:
+        return None, error.status
+
+
+def _worst_case(method, **kwargs):
+    from samtheory.convex import pep
+
+    result, status = _certified(pep.worst_case, method, **kwargs)
+    return (np.nan if result is None else result.worst_case), status
+
+
+def _record(out, key, solves):
+    """``out[key]`` (values, NaN where not certified), ``out[key + "_status"]`` and ``out[key + "_failed"]``
+    from nested lists of ``(value, status)``."""
+    solves = np.array(solves, dtype=object)
+    out[key] = solves[..., 0].astype(float)
+    out[f"{key}_status"] = solves[..., 1].astype(str)
+    out[f"{key}_failed"] = out[f"{key}_status"] != "optimal"
 
 
 def compute(params):
@@ -35,22 +54,36 @@ def compute(params):
     out = {}
     h = np.linspace(0.1, 1.9, params["gd_h"])
     out["gd_h"] = h
-    out["gd_worst"] = np.array([[_worst_case_or_nan("gd", eta=float(v), steps=n) for v in h]
-                                for n in progress(params["gd_steps"], "PEP gd")])
+    _record(out, "gd_worst", [[_worst_case("gd", eta=float(v), steps=n) for v in h]
+                              for n in progress(params["gd_steps"], "PEP gd")])
     usam_eta = []
-    usam_worst = []
+    usam_solves = []
     for rho in progress(params["usam_rho"], "PEP usam"):
         threshold = float(pep.usam_quadratic_threshold(rho))
         eta = np.linspace(0.1, 1.25, params["usam_eta"]) * threshold
         usam_eta.append(eta)
-        usam_worst.append([_worst_case_or_nan("usam", eta=float(v), rho=rho, steps=params["usam_steps"]) for v in eta])
-    out["usam_eta"], out["usam_worst"] = np.array(usam_eta), np.array(usam_worst)
-    regime = [pep.pep_critical_learning_rate("usam", rho=rho, steps=params["regime_steps"], xtol=params["regime_xtol"])
-              for rho in progress(params["regime_rho"], "PEP regime")]
-    out["regime_eta"] = np.array([r.eta for r in regime])
-    out["regime_bracket"] = np.array([r.bracket for r in regime])
-    out["regime_quadratic"] = np.array([r.quadratic_eta for r in regime])
+        usam_solves.append([_worst_case("usam", eta=float(v), rho=rho, steps=params["usam_steps"]) for v in eta])
+    out["usam_eta"] = np.array(usam_eta)
+    _record(out, "usam_worst", usam_solves)
+    edges = [_certified(pep.pep_critical_learning_rate, "usam", rho=rho, steps=params["regime_steps"],
+                        xtol=params["regime_xtol"]) for rho in progress(params["regime_rho"], "PEP regime")]
+    _record(out, "regime_eta", [(np.nan if edge is None else edge.eta, status) for edge, status in edges])
+    out["regime_bracket"] = np.array([(np.nan, np.nan) if edge is None else edge.bracket for edge, _ in edges])
+    out["regime_quadratic"] = np.array([float(pep.usam_quadratic_threshold(rho)) for rho in params["regime_rho"]])
     return out
+
+
+def _mark_failures(ax, x, failed, color):
+    """An × at the top of ``ax`` for every solve that no solver certified; returns how many."""
+    x, failed = np.ravel(x), np.ravel(failed)
+    if failed.any():
+        ax.plot(x[failed], np.full(failed.sum(), 0.97), ls="none", marker="x", color=color, markersize=3.5,
+                transform=ax.get_xaxis_transform(), clip_on=False)
+    return int(failed.sum())
+
+
+def _failure_note(count):
+    return f"; × not certified ({count})" if count else ""
 
 
 def plot(data, out_dir):
@@ -64,7 +97,10 @@ def plot(data, out_dir):
     # (a) GD
     ax = axes[0]
     dense = np.linspace(0.02, 1.98, 300)
-    for n, color, worst in zip(p["gd_steps"], plotting.shades("gd", len(p["gd_steps"])), data["gd_worst"]):
+    failures = 0
+    for n, color, worst, failed in zip(p["gd_steps"], plotting.shades("gd", len(p["gd_steps"])), data["gd_worst"],
+                                       data["gd_worst_failed"]):
+        failures += _mark_failures(ax, data["gd_h"], failed, color)
         bound = gd_worst_case_bound(dense, steps=n)
         proven = dense <= 1
         ax.plot(dense[proven], bound[proven], color=color, lw=0.9)
@@ -79,14 +115,18 @@ def plot(data, out_dir):
                 Line2D([], [], color="0.3", lw=0.9, ls=":", label="conjectured, $h > 1$")]
     ax.set_ylim(4e-3, None)
     ax.legend(handles=handles, loc="lower left", ncols=2, fontsize=5.5, columnspacing=0.8)
-    worst_error = np.nanmax(np.abs(data["gd_worst"] / gd_worst_case_bound(data["gd_h"][None, :],
-                                   steps=np.array(p["gd_steps"])[:, None]) - 1))
-    plotting.panel_label(ax, "a", f"GD, PEP (○) vs closed form: max relative gap {worst_error:.1e}")
+    certified = ~data["gd_worst_failed"]
+    gap = np.abs(data["gd_worst"] / gd_worst_case_bound(data["gd_h"][None, :], steps=np.array(p["gd_steps"])[:, None])
+                 - 1)[certified]
+    gap_text = f"max relative gap {gap.max():.1e}" if gap.size else "no certified value"
+    plotting.panel_label(ax, "a", f"GD, PEP (○) vs closed form: {gap_text}{_failure_note(failures)}")
 
     # (b) USAM
     ax = axes[1]
-    for rho, color, eta, worst in zip(p["usam_rho"], plotting.shades("usam", len(p["usam_rho"]), 0.55),
-                                      data["usam_eta"], data["usam_worst"]):
+    failures = 0
+    for rho, color, eta, worst, failed in zip(p["usam_rho"], plotting.shades("usam", len(p["usam_rho"]), 0.55),
+                                              data["usam_eta"], data["usam_worst"], data["usam_worst_failed"]):
+        failures += _mark_failures(ax, eta, failed, color)
         ax.plot(eta, worst, color=color, marker="^", markerfacecolor="none", markersize=3, lw=0.8,
                 label=f"$\\rho$ = {rho:g}")
         ax.axvline(float(usam_quadratic_threshold(rho)), color=color, lw=0.7, ls="--")
@@ -95,7 +135,8 @@ def plot(data, out_dir):
     ax.set_ylabel("worst $f(x_N) - f^*$")
     ax.set_ylim(None, 2e3)  # room for the legend above the curves
     ax.legend(loc="upper center", ncols=4, fontsize=5.5, columnspacing=0.8, handlelength=1.8)
-    plotting.panel_label(ax, "b", f"USAM, N = {p['usam_steps']}; dashed: $2/(L(1+\\rho L))$ (O2)")
+    plotting.panel_label(ax, "b", f"USAM, N = {p['usam_steps']}; dashed: $2/(L(1+\\rho L))$ (O2)"
+                                  f"{_failure_note(failures)}")
 
     # (c) the PEP regime against the quadratic threshold
     ax = axes[2]
@@ -110,8 +151,10 @@ def plot(data, out_dir):
     ax.set_xlabel("radius $\\rho$ ($L$ = 1)")
     ax.set_ylabel("largest $\\eta$")
     ax.legend(loc="upper right", fontsize=5.5)
-    gap = np.max(np.abs(data["regime_eta"] - data["regime_quadratic"]))
-    plotting.panel_label(ax, "c", f"USAM's PEP regime: max |PEP − O2| = {gap:.1e}")
+    failures = _mark_failures(ax, rho, data["regime_eta_failed"], plotting.METHOD_COLORS["usam"])
+    gap = np.abs(data["regime_eta"] - data["regime_quadratic"])[~data["regime_eta_failed"]]
+    gap_text = f"max |PEP − O2| = {gap.max():.1e}" if gap.size else "no certified edge"
+    plotting.panel_label(ax, "c", f"USAM's PEP regime: {gap_text}{_failure_note(failures)}")
     return plotting.save(fig, out_dir, "pep")
 
 

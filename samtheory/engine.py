@@ -11,6 +11,7 @@ import numpy as np
 from . import _validation as check
 from .methods import Step, _row_norm, resolve_method
 from .problems import Problem, Quadratic
+from .schedules import schedule_factors
 from .result import BOUNDED, CONVERGED, DIVERGED, History, SimulationResult
 
 __all__ = ["simulate"]
@@ -25,7 +26,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
              adaptive_eta: float = 0.0, ascent_groups: int = 1,
              truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
-             workers: int | None = None, progress: bool = False) -> SimulationResult:
+             workers: int | None = None, progress: bool = False, momentum=0.0, nesterov: bool = False,
+             weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None) -> SimulationResult:
     r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
 
     ``eta``, ``rho`` and ``seed`` broadcast against each other; their broadcast shape is the batch shape S of
@@ -44,6 +46,14 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     ``basis``: ``"eigen"`` simulates a :class:`~samtheory.problems.Quadratic` in its eigenbasis (O(d) per
     step, exact for rotation-equivariant rules, THEORY.md O7), ``"dense"`` uses H itself, ``"auto"`` picks
     the eigenbasis for built-in non-adaptive rules.
+
+    Base optimizer (docs/theory.md O15), applied to the rule's (renormalized) step as PyTorch's SGD does:
+    with d = γ g(y) the rule's descent gradient, coupled weight decay w gives d ← d + w x, heavy ball
+    v ← βv + d (v₀ = 0, dampening 0), x ← x − η_t v, or with ``nesterov`` x ← x − η_t(d + βv); decoupled
+    (AdamW-style) weight decay w_d multiplies x by 1 − η_t w_d first. ``momentum``, ``weight_decay`` and
+    ``decoupled_weight_decay`` broadcast with ``eta`` like ``rho``; the velocity lives in the batch and is
+    dropped with a diverged row. With β = 0 and w = w_d = 0 the iterates are the plain rule's, bit for bit.
+    ``schedule`` scales the learning rate per step, η_t = η · s(t) (:mod:`samtheory.schedules`).
 
     The batch runs in chunks of ``chunk_size`` rows (default: about 2^17 numbers per array, to stay in cache)
     on ``workers`` threads (default: every available core; NumPy releases the GIL in its loops). Chunks are
@@ -102,6 +112,17 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         Number of threads, >= 1; None (default) uses every available core.
     progress : bool, optional
         Show a tqdm progress bar over the chunks (default False).
+    momentum : array_like, optional
+        Heavy-ball momentum β ∈ [0, 1) (default 0), PyTorch's SGD ``momentum`` with dampening 0.
+    nesterov : bool, optional
+        Nesterov's variant, step d + βv (PyTorch's ``nesterov=True``; default False).
+    weight_decay : array_like, optional
+        Coupled weight decay w >= 0, d ← d + w x after the renormalization (PyTorch's SGD ``weight_decay``).
+    decoupled_weight_decay : array_like, optional
+        Decoupled weight decay w_d >= 0: x ← (1 − η_t w_d) x before the step (AdamW style; default 0).
+    schedule : None, str or callable, optional
+        Learning-rate schedule s(t): None (constant), ``"NAME[:params]"`` or a callable; see
+        :func:`samtheory.schedules.schedule_factors`.
 
     Returns
     -------
@@ -132,7 +153,16 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     record_iterates = check.as_bool("record_iterates", record_iterates)
     if record_iterates and not record_every:
         raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
-    eta, rho, seed = check.broadcast(("eta", "rho", "seed"), eta, rho, seed)
+    momentum = check.as_float_array("momentum", momentum, nonnegative=True)
+    if not np.all(momentum < 1):
+        raise ValueError(f"momentum must be in [0, 1), got {check._show(momentum)}")
+    nesterov = check.as_bool("nesterov", nesterov)
+    weight_decay = check.as_float_array("weight_decay", weight_decay, nonnegative=True)
+    decoupled_weight_decay = check.as_float_array("decoupled_weight_decay", decoupled_weight_decay, nonnegative=True)
+    factors = schedule_factors(schedule, steps)
+    eta, rho, seed, momentum, weight_decay, decoupled_weight_decay = check.broadcast(
+        ("eta", "rho", "seed", "momentum", "weight_decay", "decoupled_weight_decay"),
+        eta, rho, seed, momentum, weight_decay, decoupled_weight_decay)
     shape, d = eta.shape, problem.dim
     n_rows = int(np.prod(shape, dtype=np.int64))
     if n_rows == 0:
@@ -180,10 +210,20 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)] if batch_size else [np.arange(n_rows)]
     chunks = [rows[i:i + chunk_size] for rows in groups for i in range(0, rows.size, chunk_size)]
 
+    base = None
+    if momentum.any() or weight_decay.any() or decoupled_weight_decay.any():
+        base = _BaseOptimizer(momentum.reshape(-1, 1), nesterov, weight_decay.reshape(-1, 1),
+                              decoupled_weight_decay.reshape(-1, 1))
+        if to_inner is not None:
+            origin = to_inner(np.zeros((1, d)))
+            base.origin = origin if np.any(origin) else None
+    constant = bool(np.all(factors == 1.0))
+
     def run(rows):
         with np.errstate(all="ignore"):  # thread-local: entered in each worker
             _run_chunk(inner, rule, rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
-                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups)
+                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups,
+                       None if base is None else base.take(rows), None if constant else factors)
 
     workers = min(workers, len(chunks))
     with concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
@@ -201,8 +241,12 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         distance=None if out.distance is None else out.distance.reshape(shape),
         status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
         history=out.history(shape, from_inner), options={**options, "batch_size": batch_size, "basis": basis,
+                                             "divergence_factor": divergence_factor,
                                              "ascent_groups": ascent_groups,
-                                             "divergence_factor": divergence_factor},
+                                             "momentum": momentum.copy(), "nesterov": nesterov,
+                                             "weight_decay": weight_decay.copy(),
+                                             "decoupled_weight_decay": decoupled_weight_decay.copy(),
+                                             "schedule": None if constant else factors},
     )
 
 
@@ -302,8 +346,40 @@ def _grouped_step(problem, rule, x, batch, groups, eta, rho, options) -> Step:
     return Step(new_x, grad_norm, *fields)
 
 
+class _BaseOptimizer:
+    """Per-row hyperparameters of the base optimizer, shape (B, 1), and its velocity in the units of a step.
+
+    The velocity is kept as u = η_t v (the rule returns the step η_t γ g(y), not γ g(y)), so that with β = 0
+    and w = w_d = 0 the new iterate is the rule's own, bit for bit: x⁺ = rule(x) − (the base optimizer's extra).
+    Under a schedule u is rescaled by η_t/η_{t−1} before the update, as torch applies lr_t to its whole buffer.
+    """
+
+    def __init__(self, momentum, nesterov, weight_decay, decoupled_weight_decay, velocity=None, origin=None):
+        self.momentum, self.nesterov, self.origin = momentum, nesterov, origin
+        self.weight_decay, self.decoupled = weight_decay, decoupled_weight_decay
+        self.velocity = velocity
+
+    def take(self, keep):
+        return _BaseOptimizer(*(_take(a, keep) for a in (self.momentum,)), self.nesterov,
+                              *(_take(a, keep) for a in (self.weight_decay, self.decoupled)),
+                              None if self.velocity is None else self.velocity[keep], self.origin)
+
+    def update(self, x, step_x, eta_t, ratio):
+        """The new iterates from x, the rule's iterates ``step_x`` = x − η_t d, η_t and η_t/η_{t−1}."""
+        # Weight decay pulls towards the original coordinates' 0, which the eigenbasis may have moved.
+        position = x if self.origin is None else x - self.origin
+        extra = eta_t * self.weight_decay * position  # η_t w x
+        if self.velocity is None:
+            self.velocity = np.zeros_like(x, order="F")
+        carried = (self.momentum * ratio) * self.velocity
+        self.velocity = carried + (x - step_x) + extra  # u = β r u + η_t (d + w x)
+        extra = extra + self.momentum * self.velocity if self.nesterov else carried + extra
+        # Keep the batch-contiguous layout: row norms round differently over C-ordered rows (methods._row_norm).
+        return np.asfortranarray(step_x - extra - (eta_t * self.decoupled) * position)
+
+
 def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
-               ascent_groups=1):
+               ascent_groups=1, base=None, factors=None):
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
@@ -316,24 +392,31 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
     alive, previous = rows, x
     for t in range(steps):
         batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
+        eta_t = eta if factors is None else eta * factors[t]
         if ascent_groups > 1:
-            step = _grouped_step(problem, rule, x, batch, ascent_groups, eta, rho, options)
+            step = _grouped_step(problem, rule, x, batch, ascent_groups, eta_t, rho, options)
         else:
-            step = rule(x, full_gradient if batch is None else problem.gradient_oracle(batch), eta, rho, **options)
+            step = rule(x, full_gradient if batch is None else problem.gradient_oracle(batch), eta_t, rho, **options)
         if not isinstance(step, Step) or step.grad_norm is None:
             raise ValueError(f"an update rule must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
         if record_every and t % record_every == 0:
             out.record(t // record_every, alive, problem, x, step.grad_norm, step)
+        new_x = step.x
+        if base is not None:
+            ratio = 1.0 if (factors is None or t == 0) else factors[t] / factors[t - 1]
+            new_x = base.update(x, step.x, eta_t, ratio)
         bad = ~(step.grad_norm <= threshold)
         if bad.any():
             _freeze(out, alive[bad], x[bad], previous[bad], t)
             keep = ~bad
             alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
-            previous, x = x[keep], np.asfortranarray(step.x[keep])
+            if base is not None:
+                base = base.take(keep)
+            previous, x = x[keep], np.asfortranarray(new_x[keep])
             if alive.size == 0:
                 break
         else:
-            previous, x = x, step.x
+            previous, x = x, new_x
     out.x[alive] = x
     grad_norm = _row_norm(full_gradient(x))
     if record_every and steps % record_every == 0:

@@ -248,36 +248,41 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
     """Write ``name.png`` (at :data:`DPI`) and ``name.pdf`` into ``out_dir``; returns the two paths.
 
     No ``bbox_inches="tight"``: the constrained layout already fits, and the PNG keeps its exact pixel size
-    (:func:`pixel_size`). PDF metadata carries no creation date, so reruns give identical files.
+    (:func:`pixel_size`). PDF metadata carries no creation date, so reruns give identical files. Both files
+    are rendered to temporary names first and then renamed over the old ones, so a failed or interrupted save
+    leaves the previous PNG and PDF intact.
 
     Parameters
     ----------
-    fig : Figure
-        The figure.
-    out_dir : str or path-like
-        The directory (created if missing).
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    out_dir : path-like
+        The folder (created if missing).
     name : str
-        The file name without extension.
+        The file name without suffix.
 
     Returns
     -------
     list of Path
-        The PNG and the PDF.
+        ``[out_dir/name.png, out_dir/name.pdf]``.
     """
     import logging
+
+    from ._figures import replacing
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=DPI, metadata={"Software": None})
-    # fontTools, subsetting the embedded fonts, logs a warning about DejaVu's old 'created' timestamp.
-    font_log = logging.getLogger("fontTools")
-    level = font_log.level
-    font_log.setLevel(logging.ERROR)
-    try:
-        fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
-    finally:
-        font_log.setLevel(level)
+    with replacing(*paths) as (png, pdf):
+        fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None})
+        # fontTools, subsetting the embedded fonts, logs a warning about DejaVu's old 'created' timestamp.
+        font_log = logging.getLogger("fontTools")
+        level = font_log.level
+        font_log.setLevel(logging.ERROR)
+        try:
+            fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "Producer": None, "Creator": None})
+        finally:
+            font_log.setLevel(level)
     return paths
 
 

@@ -15,7 +15,11 @@ function                                  ora.  formula
 :func:`sam_cycle_amplitude`               O3    ηρλ_1/(2 − ηλ_1)
 :func:`sam_edge`                          O3    (‖g‖/(2ρ))(√(1 + 8ρ/(η‖g‖)) − 1)
 :func:`renormalization_bounds`            O4    γ ∈ [1/(1 + ρλ_max), 1/(1 + ρλ_min)] (susam), … (ssam)
-:func:`asymptotic_rate`                   O13   per-step contraction of ‖g‖ on a PSD quadratic
+:func:`asymptotic_rate`                   O13   per-step contraction of ‖g‖ on a PSD quadratic (+ O15 bases)
+:func:`base_optimizer_critical_learning_rate` O15  2(1 + β)/((1 + 2β if Nesterov else 1)(a_max + w))
+:func:`heavy_ball_rate`                   O15   largest |root| of the momentum recursion on one curvature
+:func:`usam_expansivity`                  O14   κ(η, ρ) of USAM over L-smooth convex functions
+:func:`sam_cycle_suboptimality`           O18   λ₁³η²ρ²/(2(2 − ηλ₁)²)
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
 ========================================  ====  ========================================================
@@ -33,7 +37,8 @@ from .methods import resolve_method
 __all__ = [
     "gd_critical_learning_rate", "usam_curvature", "usam_critical_learning_rate", "usam_max_stable_sharpness",
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
-    "gd_worst_case_bound", "analytic_expansivity",
+    "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
+    "usam_expansivity", "sam_cycle_suboptimality",
 ]
 
 
@@ -271,10 +276,88 @@ def renormalization_bounds(method, eigenvalues, rho, grad_norm=None) -> GammaBou
     return GammaBounds(*np.broadcast_arrays(lower, upper))
 
 
+# -- O15: momentum and weight decay ----------------------------------------------------------------------------
+
+def _base_arguments(momentum, nesterov, weight_decay):
+    momentum = check.as_float_array("momentum", momentum, nonnegative=True)
+    if not np.all(momentum < 1):
+        raise ValueError(f"momentum must be in [0, 1), got {check._show(momentum)}")
+    nesterov = check.as_bool("nesterov", nesterov)
+    weight_decay = check.as_float_array("weight_decay", weight_decay, nonnegative=True)
+    return momentum, nesterov, weight_decay
+
+
+def base_optimizer_critical_learning_rate(curvature_max, momentum=0.0, nesterov: bool = False, weight_decay=0.0):
+    r"""O15: the edge of PyTorch's SGD (heavy ball β, Nesterov, coupled weight decay w) on a descent operator
+    with largest curvature a_max: η_c = 2(1 + β)/(a_max + w), or 2(1 + β)/((1 + 2β)(a_max + w)) with Nesterov.
+
+    a_max = λ_max for ``gd`` and A(λ_max, ρ) = λ_max(1 + ρλ_max) for ``usam`` (:func:`usam_curvature`); at
+    β = 0 and w = 0 it is :func:`gd_critical_learning_rate` of a_max. The heavy ball x⁺ = x − ηa x + β(x − x⁻)
+    has characteristic polynomial z² − (1 + β − ηa)z + β, whose root −1 sits at ηa = 2(1 + β); Nesterov's
+    z² − (1 + β)(1 − ηa)z + β(1 − ηa) has it at ηa = 2(1 + β)/(1 + 2β).
+
+    Parameters
+    ----------
+    curvature_max : array_like
+        a_max > 0.
+    momentum : array_like, optional
+        β ∈ [0, 1) (default 0).
+    nesterov : bool, optional
+        Nesterov's variant (default False).
+    weight_decay : array_like, optional
+        Coupled weight decay w >= 0 (default 0).
+
+    Returns
+    -------
+    ndarray
+        η_c, the broadcast shape of the arguments.
+    """
+    curvature_max = check.as_float_array("curvature_max", curvature_max, positive=True)
+    momentum, nesterov, weight_decay = _base_arguments(momentum, nesterov, weight_decay)
+    damping = 1.0 + 2.0 * momentum if nesterov else 1.0
+    return 2.0 * (1.0 + momentum) / (damping * (curvature_max + weight_decay))
+
+
+def heavy_ball_rate(eta, curvature, momentum=0.0, nesterov: bool = False):
+    r"""O15: the asymptotic rate max |z| of the momentum recursion on one curvature a (> 1: divergence).
+
+    The roots of z² − (1 + β − ηa)z + β (heavy ball) or z² − (1 + β)(1 − ηa)z + β(1 − ηa) (Nesterov); at β = 0
+    both are |1 − ηa|, GD's (O1).
+
+    Parameters
+    ----------
+    eta : array_like
+        η > 0.
+    curvature : array_like
+        a (any real; with weight decay a = λ + w).
+    momentum : array_like, optional
+        β ∈ [0, 1) (default 0).
+    nesterov : bool, optional
+        Nesterov's variant (default False).
+
+    Returns
+    -------
+    ndarray
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    curvature = check.as_float_array("curvature", curvature)
+    momentum, nesterov, _ = _base_arguments(momentum, nesterov, 0.0)
+    step = 1.0 - eta * curvature
+    trace, determinant = ((1.0 + momentum) * step, momentum * step) if nesterov else (step + momentum, momentum + 0.0 * step)
+    root = np.sqrt((trace**2 - 4.0 * determinant).astype(np.complex128))
+    return np.maximum(np.abs((trace + root) / 2.0), np.abs((trace - root) / 2.0))
+
+
 # -- O13: rates ------------------------------------------------------------------------------------------------
 
-def asymptotic_rate(method, eigenvalues, eta, rho):
+def asymptotic_rate(method, eigenvalues, eta, rho, *, momentum=0.0, nesterov: bool = False, weight_decay=0.0):
     r"""Predicted asymptotic contraction factor per step of ‖g(x_t)‖ on a PSD quadratic (> 1: divergence).
+
+    With a base optimizer (``momentum`` β > 0 or ``weight_decay`` w > 0, O15) only ``gd`` and ``usam`` have a
+    closed form: the largest :func:`heavy_ball_rate` over the curvatures a = λ + w or A(λ, ρ) + w of the
+    extreme eigenvalues; the other methods return None (no closed form: their step depends nonlinearly on x,
+    and the velocity mixes steps of different renormalization factors). In one dimension with λ > 0, ``ssam``
+    and ``susam`` hand the base optimizer GD's gradient (O4) and get GD's rate.
 
     With λ_max and λ_min the largest and smallest positive eigenvalues, and r = max(|1 − ηλ_min|, |1 − ηλ_max|):
 
@@ -297,16 +380,33 @@ def asymptotic_rate(method, eigenvalues, eta, rho):
         PSD spectra with a positive entry.
     eta, rho : array_like
         Learning rate (> 0) and radius (≥ 0), broadcast against the spectra's leading shape.
+    momentum : array_like, optional
+        Heavy-ball β ∈ [0, 1) (default 0).
+    nesterov : bool, optional
+        Nesterov's variant (default False).
+    weight_decay : array_like, optional
+        Coupled weight decay w >= 0 (default 0).
 
     Returns
     -------
-    ndarray
+    ndarray or None
+        None where the method has no closed form with this base optimizer (see above).
     """
     kind = _builtin_kind(method, "asymptotic rates")
     lam = _spectrum(eigenvalues)
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
+    momentum, nesterov, weight_decay = _base_arguments(momentum, nesterov, weight_decay)
     lam_max, lam_min = _psd_extremes(lam)
+    if np.any(momentum > 0) or np.any(weight_decay > 0):
+        if kind in ("ssam", "susam") and lam.shape[-1] == 1:
+            kind = "gd"  # O4: in one dimension the renormalized gradient is g(x)
+        if kind not in ("gd", "usam"):
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):
+            a_max, a_min = (lam_max, lam_min) if kind == "gd" else (usam_curvature(lam_max, rho), usam_curvature(lam_min, rho))
+            return np.maximum(heavy_ball_rate(eta, a_max + weight_decay, momentum, nesterov),
+                              heavy_ball_rate(eta, a_min + weight_decay, momentum, nesterov))
     with np.errstate(over="ignore", invalid="ignore"):
         gd_rate = np.maximum(np.abs(1.0 - eta * lam_min), np.abs(1.0 - eta * lam_max))
         if kind == "gd":
@@ -404,3 +504,66 @@ def analytic_expansivity(method, eta, rho=0.0, *, beta: float, mu: float = 0.0,
                 return np.maximum(np.abs(1 - eta * usam_curvature(mu, rho)), np.abs(1 - eta * usam_curvature(beta, rho)))
             return 1.0 + eta * usam_curvature(beta, rho)
     return np.full(eta.shape, np.nan)
+
+
+# -- O14, O18 ----------------------------------------------------------------------------------------------------
+
+def _usam_expansivity_squared(t, h, r):
+    """½[F + √(F² − 4D²)] of O14 at the fraction t ∈ [0, 1]."""
+    damping = 1.0 - h * (1.0 + r * t)
+    trace = damping**2 + 1.0 + h**2 * r**2 * t * (1.0 - t)
+    return 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
+
+
+def usam_expansivity(eta, rho, *, L: float = 1.0):
+    r"""O14: the expansivity κ(η, ρ) of the USAM map x ↦ x − η∇f(x + ρ∇f(x)) over L-smooth convex f.
+
+    κ² = max over t ∈ [0, 1] of ½[F + √(F² − 4D²)] with D = 1 − h(1 + rt), F = D² + 1 + h²r²t(1 − t), h = ηL,
+    r = ρL (e.g. κ(1, 1) = 2/√3). The maximum over t is taken on a grid of 1025 points, refined by 80
+    golden-section steps around the best one (to about 1e-15).
+
+    Parameters
+    ----------
+    eta, rho : array_like
+        η > 0 and ρ >= 0, broadcast together.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+
+    Returns
+    -------
+    ndarray
+        κ >= 1, the broadcast shape of ``eta`` and ``rho``.
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    L = float(check.as_float_array("L", L, positive=True))
+    h, r = np.broadcast_arrays(eta * L, rho * L)
+    grid = np.linspace(0.0, 1.0, 1025)
+    values = _usam_expansivity_squared(grid, h[..., None], r[..., None])
+    best = np.argmax(values, axis=-1)
+    low, high = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, grid.size - 1)]
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(80):
+        a, b = high - golden * (high - low), low + golden * (high - low)
+        left_better = _usam_expansivity_squared(a, h, r) >= _usam_expansivity_squared(b, h, r)
+        low, high = np.where(left_better, low, a), np.where(left_better, b, high)
+    refined = _usam_expansivity_squared(0.5 * (low + high), h, r)
+    return np.sqrt(np.maximum(refined, values.max(axis=-1)))
+
+
+def sam_cycle_suboptimality(eta, rho, lam):
+    r"""O18: f − f* = λ₁³η²ρ²/(2(2 − ηλ₁)²) on SAM's 2-cycle ±a·u_1 (:func:`sam_cycle_amplitude`), ηλ₁ < 2.
+
+    Parameters
+    ----------
+    eta, rho, lam : array_like
+        η > 0, ρ >= 0 and λ₁ > 0, broadcast together.
+
+    Returns
+    -------
+    ndarray
+        ½λ₁a², the broadcast shape.
+    """
+    lam = check.as_float_array("lam", lam, positive=True)
+    amplitude = sam_cycle_amplitude(eta, rho, lam)
+    return 0.5 * lam * amplitude**2

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "samtheory"
 # Layers, lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS = [
     {"_validation", "_limits", "_paths", "validation", "result"},
-    {"methods", "problems", "datasets"},
+    {"methods", "problems", "datasets", "schedules"},
     {"engine"},
     {"theory", "stability", "convex", "torch"},
     {"plotting", "testing", "explorer", "figures", "_figures", "repository"},

@@ -342,8 +342,9 @@ def test_figures_out_holding_a_folder_where_a_figure_goes_is_refused(cli_error, 
 ])
 def test_neural_outputs_are_checked_before_training(cli_error, tmp_path, monkeypatch, flag, case, fragment):
     """The CLI checks before importing torch, and the library before training (both are checked)."""
-    pytest.importorskip("torch")
-    from samtheory.torch import neural
+    from samtheory.repository import load_experiment
+
+    neural = load_experiment("neural", Path(__file__).resolve().parents[1])
 
     (tmp_path / "a_file").write_text("x")
     path = {"folder": tmp_path, "under a file": tmp_path / "a_file" / "r.json", "unwritable": Path("/proc/x"),

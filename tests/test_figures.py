@@ -75,7 +75,7 @@ def tiny(tmp_path, monkeypatch):
 
 
 def test_cached_rerun_does_not_recompute(tmp_path, tiny, monkeypatch):
-    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache")
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", isolated=False)
     first = _figures.run_figure("tiny", **options)
     assert first.computed and tiny.CALLS == [{"n": 3}]
     for path in first.paths:
@@ -116,27 +116,53 @@ def test_source_fingerprint_follows_the_script(tmp_path):
 
 
 def test_cache_stores_parameters_and_version(tmp_path, tiny):
-    _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path)
+    _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
     with np.load(_figures.cache_path(tmp_path, "tiny", quick=True)) as stored:
         assert json.loads(str(stored["__params__"])) == tiny.QUICK
         assert str(stored["__version__"]) == samtheory.__version__
         assert str(stored["__source__"]) == _figures.source_fingerprint(tiny.__file__)
+        assert str(stored["__environment__"]) == _figures._current_environment()
         assert stored["x"].tolist() == [0.0, 1.0, 2.0] and str(stored["label"]) == "tiny"
     assert not list(tmp_path.glob("*.partial.npz"))
 
 
-def test_damaged_cache_is_recomputed(tmp_path, tiny):
+@pytest.mark.parametrize("damage", ["garbage", "empty", "truncated", "overwritten"])
+def test_damaged_cache_is_recomputed(tmp_path, tiny, damage):
+    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
     path = _figures.cache_path(tmp_path, "tiny", quick=True)
-    path.write_bytes(b"not an npz file")
-    assert _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path).computed
-    assert len(tiny.CALLS) == 1
+    if damage in ("truncated", "overwritten"):  # a good cache cut in half, or with its middle overwritten
+        _figures.run_figure("tiny", **options)
+        good = path.read_bytes()
+        half = len(good) // 2
+        path.write_bytes(good[:half] if damage == "truncated" else good[:half - 40] + b"\xff" * 80 + good[half + 40:])
+    else:
+        path.write_bytes(b"not an npz file" if damage == "garbage" else b"")
+    calls = len(tiny.CALLS)
+    assert _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == calls + 1
+    with np.load(path) as stored:  # replaced by a good cache
+        assert stored["x"].tolist() == [0.0, 1.0, 2.0]
+    assert not _figures.run_figure("tiny", **options).computed
+
+
+def test_cache_from_other_threads_or_kernels_is_recomputed(tmp_path, tiny, monkeypatch):
+    """The cache records the numeric environment: numbers made under other threads or CPU kernels are not
+    replotted as if they were this environment's."""
+    options = dict(quick=True, out_dir=tmp_path, cache_dir=tmp_path, isolated=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert _figures.run_figure("tiny", **options).computed
+    assert not _figures.run_figure("tiny", **options).computed
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _figures.run_figure("tiny", **options).computed
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    assert _figures.run_figure("tiny", **options).computed
+    assert len(tiny.CALLS) == 3
 
 
 def test_cli_reuses_the_cache_under_out(tmp_path, tiny, capsys):
     out = tmp_path / "out"
     for _ in range(2):
         assert main(["figures", "tiny", "--quick", "--out", str(out)]) == 0
-    assert len(tiny.CALLS) == 1
     lines = capsys.readouterr().out.splitlines()
     assert "computed in" in lines[0] and "cached" in lines[1]
     assert (out / "cache" / "tiny-quick.npz").is_file()
@@ -225,3 +251,202 @@ def test_save_writes_png_and_pdf_of_the_stated_size(tmp_path):
         paths = plotting.save(fig, tmp_path / "sub", "example")
     assert [p.name for p in paths] == ["example.png", "example.pdf"]
     assert png_size(paths[0]) == plotting.pixel_size((plotting.COLUMN_WIDTH, 2.0)) == (680, 400)
+
+
+ENVIRONMENT_FIGURE = """
+import os
+
+import numpy as np
+
+DESCRIPTION = "records the process and environment that computed it"
+QUICK = FULL = {"keys": %r}
+FIGSIZE = (1.0, 0.8)
+
+
+def compute(params):
+    import torch  # reads its thread count from OMP_NUM_THREADS at import
+
+    return {"pid": np.asarray(os.getpid()), "torch_threads": np.asarray(torch.get_num_threads()),
+            **{key: np.asarray(os.environ.get(key, "")) for key in params["keys"]}}
+
+
+def plot(data, out_dir):
+    from samtheory import plotting
+
+    fig, ax = plotting.figure(width=FIGSIZE[0], height=FIGSIZE[1])
+    return plotting.save(fig, out_dir, "environment")
+"""
+
+
+def test_worker_computes_under_the_numeric_environment(tmp_path, monkeypatch):
+    """A figure runs in a fresh process with one thread per library and fixed CPU kernels, whatever the
+    caller's settings."""
+    import os
+
+    environment = _figures.numeric_environment()
+    assert {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}.items() <= environment.items()
+    (tmp_path / "fig_environment.py").write_text(ENVIRONMENT_FIGURE % (sorted(environment),))
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Zen")
+    run = _figures.run_figure("environment", quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path, directory=tmp_path)
+    assert run.computed and [p.name for p in run.paths] == ["environment.png", "environment.pdf"]
+    with np.load(_figures.cache_path(tmp_path, "environment", quick=True)) as stored:
+        assert int(stored["pid"]) != os.getpid()
+        assert int(stored["torch_threads"]) == 1
+        assert {key: str(stored[key]) for key in environment} == environment
+    again = _figures.run_figure("environment", quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path,
+                                directory=tmp_path)
+    assert not again.computed  # the worker's cache matches the worker's environment
+
+
+FAILING_FIGURE = """
+DESCRIPTION = "fails in compute with %s"
+QUICK = FULL = {}
+FIGSIZE = (1, 1)
+
+
+def compute(params):
+    raise %s("no figure today")
+
+
+def plot(data, out_dir):
+    return []
+"""
+
+
+@pytest.mark.parametrize("kind, expected", [("ValueError", ValueError), ("ModuleNotFoundError", ImportError),
+                                            ("KeyboardInterrupt", KeyboardInterrupt),
+                                            ("ZeroDivisionError", RuntimeError)])
+def test_worker_errors_come_back_as_themselves(tmp_path, kind, expected):
+    """Bad input and missing dependencies stay ValueError/ImportError (the CLI's one-line errors), Ctrl-C stays
+    KeyboardInterrupt, anything else becomes a RuntimeError naming the figure."""
+    (tmp_path / "fig_failing.py").write_text(FAILING_FIGURE % (kind, kind))
+    with pytest.raises(expected) as raised:
+        _figures.run_figure("failing", quick=True, out_dir=tmp_path, cache_dir=tmp_path, directory=tmp_path)
+    if expected is not KeyboardInterrupt:
+        assert "no figure today" in str(raised.value)
+    if expected is RuntimeError:
+        assert "figure failing failed in its worker process: ZeroDivisionError" in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig_failing.py"]
+
+
+def test_worker_keeps_the_callers_warning_filters(tmp_path):
+    """Under the suite's error::RuntimeWarning a figure that leaks a RuntimeWarning fails in its worker too."""
+    (tmp_path / "fig_warns.py").write_text(
+        "import numpy as np\nDESCRIPTION = 'x'\nQUICK = FULL = {}\nFIGSIZE = (1, 1)\n"
+        "def compute(params):\n    return {'x': np.log(np.zeros(1))}\n"
+        "def plot(data, out_dir):\n    return []\n")
+    with pytest.raises(RuntimeError, match="figure warns failed in its worker process: RuntimeWarning: divide by zero"):
+        _figures.run_figure("warns", quick=True, out_dir=tmp_path, cache_dir=tmp_path, directory=tmp_path)
+
+
+def _example_figure():
+    fig, ax = plotting.figure(height=2.0)
+    ax.plot([1, 2], [3, 4], **plotting.method_style("sam"))
+    return fig
+
+
+def test_an_interrupted_save_leaves_the_previous_files(tmp_path, monkeypatch):
+    """The PNG and PDF are rendered to temporary files and renamed over the old ones only when both are done."""
+    from matplotlib.figure import Figure
+
+    with plotting.style():
+        paths = plotting.save(_example_figure(), tmp_path, "example")
+        before = [p.read_bytes() for p in paths]
+        original = Figure.savefig
+        calls = []
+
+        def savefig_then_fail(self, fname, **kwargs):
+            calls.append(fname)
+            if len(calls) == 2:  # the PDF, after the PNG: half written, then Ctrl-C
+                Path(fname).write_bytes(b"%PDF-1.4 half")
+                raise KeyboardInterrupt
+            original(self, fname, **kwargs)
+
+        monkeypatch.setattr(Figure, "savefig", savefig_then_fail)
+        fig = _example_figure()
+        fig.axes[0].set_title("changed")
+        with pytest.raises(KeyboardInterrupt):
+            plotting.save(fig, tmp_path, "example")
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["example.pdf", "example.png"]  # no partial file left
+
+
+def test_a_figure_that_fails_while_plotting_leaves_the_previous_files(tmp_path, tiny, monkeypatch):
+    """The real pipeline: the PNG is rendered, then the PDF breaks half-way; both old files stay as they were."""
+    import inspect
+
+    from matplotlib.artist import Artist
+
+    options = dict(quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", isolated=False)
+    paths = _figures.run_figure("tiny", **options).paths
+    before = [p.read_bytes() for p in paths]
+
+    class BreaksWhileWritingThePdf(Artist):
+        breaks = 0
+
+        def draw(self, renderer):
+            if any(frame.function == "print_pdf" for frame in inspect.stack()):  # the PDF file is open
+                BreaksWhileWritingThePdf.breaks += 1
+                raise RuntimeError("the plot broke")
+
+    def plot_that_fails(data, out_dir):
+        fig, ax = plotting.figure(width=1.0, height=0.8)
+        ax.plot(data["x"], -data["x"])
+        fig.add_artist(BreaksWhileWritingThePdf())
+        return plotting.save(fig, out_dir, "tiny")
+
+    monkeypatch.setattr(tiny, "plot", plot_that_fails)
+    with pytest.raises(RuntimeError, match="the plot broke"):
+        _figures.run_figure("tiny", **options, force=True)
+    assert BreaksWhileWritingThePdf.breaks == 1
+    assert [p.read_bytes() for p in paths] == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["tiny.pdf", "tiny.png"]
+
+
+def test_pep_figure_records_solver_failures(monkeypatch):
+    """fig_pep keeps a solve that no solver certified as a failure (mask, status, × and a note in the panel
+    title), never as a silent NaN."""
+    from types import SimpleNamespace
+
+    from samtheory.convex import SolverError, pep
+
+    module = _figures.load("pep")
+
+    def worst_case(method, *, eta, steps, rho=0.0):
+        if eta > 1.5 or (method == "usam" and rho == 1.0 and eta > 0.9):
+            raise SolverError(f"{method} PEP", "CLARABEL/SCS", "CLARABEL: optimal_inaccurate; SCS: infeasible")
+        return SimpleNamespace(worst_case=float(pep.gd_worst_case_bound(eta, steps=steps)))
+
+    def critical(method, *, rho, steps, xtol):
+        if rho == 1.0:
+            raise SolverError("usam PEP", "CLARABEL", "CLARABEL: max_iterations")
+        return SimpleNamespace(eta=2 / (1 + rho), bracket=(2 / (1 + rho) - xtol, 2 / (1 + rho)))
+
+    monkeypatch.setattr(pep, "worst_case", worst_case)
+    monkeypatch.setattr(pep, "pep_critical_learning_rate", critical)
+    params = {**module.QUICK, "usam_rho": [0.0, 1.0], "regime_rho": [0.0, 1.0]}
+    data = module.compute(params)
+
+    failed = data["gd_h"] > 1.5
+    assert data["gd_worst_failed"].tolist() == [failed.tolist()] * len(params["gd_steps"])
+    assert np.isnan(data["gd_worst"][:, failed]).all() and np.isfinite(data["gd_worst"][:, ~failed]).all()
+    assert set(data["gd_worst_status"][:, failed].ravel()) == {"CLARABEL: optimal_inaccurate; SCS: infeasible"}
+    assert set(data["gd_worst_status"][:, ~failed].ravel()) == {"optimal"}
+    usam_failed = (data["usam_eta"] > 1.5) | ((np.array(params["usam_rho"]) == 1.0)[:, None] & (data["usam_eta"] > 0.9))
+    assert (data["usam_worst_failed"] == usam_failed).all() and usam_failed.any() and not usam_failed.all()
+    assert data["regime_eta_failed"].tolist() == [False, True]
+    assert data["regime_eta_status"].tolist() == ["optimal", "CLARABEL: max_iterations"]
+    assert data["regime_eta"][0] == 2.0 and np.isnan(data["regime_eta"][1])
+
+    figures = []
+    monkeypatch.setattr(plotting, "save", lambda fig, out_dir, name: figures.append(fig) or [])
+    with plotting.style():
+        module.plot(_figures.FigureData(data, params, samtheory.__version__, 0.0), "unused")
+    titles = [ax.get_title(loc="left") for ax in figures[0].axes]
+    counts = (int(data["gd_worst_failed"].sum()), int(usam_failed.sum()), 1)
+    for title, count in zip(titles, counts):
+        assert title.endswith(f"× not certified ({count})"), title
+    crosses = [sum(len(line.get_xdata()) for line in ax.get_lines() if line.get_marker() == "x")
+               for ax in figures[0].axes]
+    assert crosses == list(counts)

@@ -120,9 +120,13 @@ def test_analytic_thresholds_and_reasons():
     assert sam.value[0] == pytest.approx(0.02, rel=CLOSED_FORM) and np.isnan(sam.value[1])
     assert sam.reason[0] == "" and "2-cycle" in sam.reason[1] and "2-cycle" in sam.reason_text
     assert sam.source == "analytic" and sam.tolerance == 0 and np.array_equal(sam.lower, sam.value, equal_nan=True)
-    for method in ("ssam", "susam"):
-        positive = stability.analytic_critical_learning_rate(method, lam, 0.05)
-        assert np.isnan(positive.value) and "no closed form for " + method + " in d > 1" in positive.reason_text
+    positive = stability.analytic_critical_learning_rate("ssam", lam, 0.05)
+    assert np.isnan(positive.value) and "no closed form for ssam in d > 1" in positive.reason_text
+    # O13: susam's non-divergent edge is 2/λ_max in any dimension; its converged edge is ill-posed.
+    susam = stability.analytic_critical_learning_rate("susam", lam, 0.05)
+    assert susam.value == pytest.approx(0.02, rel=CLOSED_FORM) and susam.reason_text == ""
+    susam = stability.analytic_critical_learning_rate("susam", lam, 0.05, edge="converged")
+    assert np.isnan(susam.value) and "ill-posed" in susam.reason_text
     assert np.isnan(stability.analytic_critical_learning_rate("usam", lam, 0.05, adaptive=True).value)
     assert np.isfinite(stability.analytic_critical_learning_rate(st.usam.rule, lam, 0.05).value)  # the built-in rule
     custom = stability.analytic_critical_learning_rate(lambda *a, **k: None, lam, 0.05)
@@ -394,7 +398,12 @@ def test_compare_regimes_rows():
     # USAM's regime is 1/(1 + ρλ_max) of GD's; susam's is GD's (both to the measured tolerance, 2·rtol).
     assert usam["width_vs_gd"] == pytest.approx(1 / 6, rel=2e-2)
     assert susam["width_vs_gd"] == pytest.approx(1.0, rel=2e-2)
-    assert susam["analytic_eta"] is None and susam["relative_error"] is None and "no closed form" in susam["note"]
+    # O13: susam's analytic edge 2/λ_max, measured to the bisection tolerance; no converged edge (ill-posed).
+    assert susam["analytic_eta"] == pytest.approx(0.02, rel=CLOSED_FORM) and susam["relative_error"] <= 1e-2
+    assert susam["empirical_converged_eta"] is None and "ill-posed" in susam["note"]
+    # The rate comparison that replaces it: measured against asymptotic_rate at half GD's edge.
+    assert susam["rate_eta"] == pytest.approx(0.01, rel=2e-2)
+    assert susam["rate_relative_error"] <= 1e-6
     json.dumps(rows)  # plain types only
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from ._common import add_problem_arguments, emit, float_list, seed_type
+from ._common import (add_base_optimizer_arguments, add_problem_arguments, base_optimizer_from_args, emit, float_list,
+                      seed_type)
 
 HELP = "stability regimes: analytic vs measured critical learning rates per method and rho (table or --json)"
 
 _COLUMNS = ["method", "rho", "analytic_eta", "empirical_eta", "relative_error", "tolerance", "width_vs_gd",
-            "analytic_converged_eta", "empirical_converged_eta", "converged_width_vs_gd"]
+            "analytic_converged_eta", "empirical_converged_eta", "converged_width_vs_gd", "rate_eta", "analytic_rate",
+            "measured_rate"]
 
 
 def add_arguments(parser):
@@ -33,6 +35,7 @@ def add_arguments(parser):
     parser.add_argument("--adaptive", action="store_true", help="ASAM-style adaptive ascent")
     parser.add_argument("--truncate", action="store_true", help="truncate the renormalization factor at 1")
     parser.add_argument("--json", action="store_true", help="print JSON (a list of rows) instead of a table")
+    add_base_optimizer_arguments(parser)
 
 
 def run(args) -> int:
@@ -57,7 +60,7 @@ def run(args) -> int:
     rules = ClassificationRules(steps=args.steps, tol=args.tol, divergence_factor=args.divergence_factor,
                                 n_points=args.points, seed=args.seed, divergence_steps=args.divergence_steps)
     rows = compare_regimes(problem, methods, args.rho, rtol=args.rtol, eta_range=args.eta_range, rules=rules,
-                           adaptive=args.adaptive, truncate=args.truncate)
+                           adaptive=args.adaptive, truncate=args.truncate, **base_optimizer_from_args(args))
     if args.json:
         emit(rows, True)
         return 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_problem_arguments, emit, float_list, problem_from_args, seed_list, show_progress
+from ._common import (add_base_optimizer_arguments, add_problem_arguments, base_optimizer_from_args, emit, float_list,
+                      problem_from_args, seed_list, show_progress)
 
 HELP = "run one configuration or a small (eta, rho, seed) grid and print a table (or JSON with --json)"
 
@@ -22,6 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--truncate", action="store_true", help="truncate the renormalization factor at 1")
     parser.add_argument("--tol", type=float, default=1e-6, help="convergence tolerance on ‖g‖/‖g0‖ (default: 1e-6)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_base_optimizer_arguments(parser)
 
 
 def run(args) -> int:
@@ -34,7 +36,8 @@ def run(args) -> int:
     rho = np.asarray(args.rho)[None, :, None]
     seed = np.asarray(args.seed)[None, None, :]
     result = simulate(problem, args.method, eta, rho, seed=seed, steps=args.steps, batch_size=args.batch_size,
-                      adaptive=args.adaptive, truncate=args.truncate, tol=args.tol, progress=show_progress())
+                      adaptive=args.adaptive, truncate=args.truncate, tol=args.tol, progress=show_progress(),
+                      **base_optimizer_from_args(args))
     columns = ["method", "eta", "rho", "seed", "status", "final_loss", "final_grad_norm", "diverged_at", "steps"]
     emit(result.to_records(), args.json, columns)
     return 0

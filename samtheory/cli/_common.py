@@ -77,6 +77,27 @@ def add_problem_arguments(parser: argparse.ArgumentParser, default_eigs: str = "
                        help="seed of the synthetic data (default: 0)")
 
 
+def add_base_optimizer_arguments(parser: argparse.ArgumentParser, *, schedule: bool = True) -> None:
+    """--momentum, --nesterov, --weight-decay (and --schedule): the engine's base optimizer (docs/theory.md O15)."""
+    group = parser.add_argument_group("base optimizer")
+    group.add_argument("--momentum", type=float, default=0.0, help="heavy-ball momentum beta in [0, 1) (default: 0)")
+    group.add_argument("--nesterov", action="store_true", help="Nesterov momentum (PyTorch's nesterov=True)")
+    group.add_argument("--weight-decay", type=float, default=0.0,
+                       help="coupled weight decay w >= 0, added to the renormalized gradient (default: 0)")
+    if schedule:
+        group.add_argument("--schedule", default=None, metavar="NAME[:PARAMS]",
+                           help="learning-rate schedule: constant, step:K[:G], cosine:T[:M], warmup:K, inverse, "
+                                "power:C:T0:A (default: constant)")
+
+
+def base_optimizer_from_args(args) -> dict:
+    """The base-optimizer keyword arguments of :func:`samtheory.simulate` from the parsed flags."""
+    base = {"momentum": args.momentum, "nesterov": args.nesterov, "weight_decay": args.weight_decay}
+    if getattr(args, "schedule", None) is not None:
+        base["schedule"] = args.schedule
+    return base
+
+
 def problem_from_args(args):
     from .. import _limits, problems
     from ..datasets import make_least_squares, make_logistic_regression

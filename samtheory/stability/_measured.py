@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .. import _validation as check
+from .. import theory
 from .._limits import MAX_STEPS
 from ..engine import simulate
 from ..methods import BUILTIN_METHODS, resolve_method
@@ -164,10 +165,24 @@ def initial_points(problem: Problem, n_points: int, seed: int = 0) -> np.ndarray
     return np.stack([np.asarray(problem.initial_point(seed + k), dtype=np.float64) for k in range(n_points)])
 
 
+def _base(base) -> dict:
+    """The base-optimizer keyword arguments of simulate (momentum, nesterov, weight_decay), checked to be numbers."""
+    if not base:
+        return {}
+    momentum, nesterov, weight_decay = theory._base_arguments(base.get("momentum", 0.0), base.get("nesterov", False),
+                                                              base.get("weight_decay", 0.0))
+    if momentum.ndim or weight_decay.ndim:
+        raise ValueError(f"momentum and weight_decay must be numbers, got shapes {momentum.shape}, {weight_decay.shape}")
+    options = {"momentum": float(momentum), "nesterov": nesterov, "weight_decay": float(weight_decay)}
+    if base.get("schedule") is not None:
+        options["schedule"] = base["schedule"]  # simulate checks it
+    return options
+
+
 class _Runner:
     """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
 
-    def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate):
+    def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate, base=None):
         if not isinstance(problem, Problem):
             raise ValueError(f"problem must be a samtheory Problem, got {problem!r}")
         self.method = resolve_method(method)  # ValueError for an unknown method, before any work
@@ -183,7 +198,8 @@ class _Runner:
                 raise ValueError(f"x0 must have shape ({problem.dim},) or (n_points, {problem.dim}), "
                                  f"got {points.shape}")
             self.points = points
-        self.options = {"adaptive": adaptive, "truncate": truncate}  # simulate checks them
+        # simulate checks them; the base optimizer's hyperparameters are numbers shared by the whole batch
+        self.options = {"adaptive": adaptive, "truncate": truncate, **_base(base)}
         self.config_steps = 0
 
     def run(self, eta, rho, steps, record_every=0):
@@ -257,7 +273,7 @@ class RegimeMap:
 
 def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None = None, steps=None, tol=None,
                divergence_factor=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-               truncate: bool = False) -> RegimeMap:
+               truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0) -> RegimeMap:
     r"""Status (converged / bounded / diverged) of ``method`` on every (η, ρ) of a grid, in one simulate call.
 
     ``eta`` and ``rho`` are 1-D (scalars allowed); the batch is η × ρ × initial points. Classification by
@@ -283,6 +299,8 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
         ``(n_points, d)``.
     adaptive, truncate : bool, optional
         The rule's options, as in :func:`samtheory.simulate` (default False).
+    momentum, nesterov, weight_decay : optional
+        The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
 
     Returns
     -------
@@ -294,7 +312,8 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
     for label, values in (("eta", eta), ("rho", rho)):
         if values.ndim != 1:
             raise ValueError(f"{label} must be a scalar or 1-D array, got shape {values.shape}")
-    runner = _Runner(problem, method, rules, x0, adaptive, truncate)
+    base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base)
     result = runner.run(eta[:, None], rho[None, :], rules.steps)
     return RegimeMap(runner.name, eta, rho, aggregate_status(result.status), result.status, rules, result)
 
@@ -512,7 +531,7 @@ def _finish(runner, edge, rho, lower, upper, reason, rtol, steps):
                              rho=rho.copy(), steps=steps, rules=runner.rules, config_steps=runner.config_steps)
 
 
-def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate):
+def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate, base=None):
     rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
     if rho.ndim != 1:
         raise ValueError(f"rho must be a scalar or 1-D array, got shape {rho.shape}")
@@ -526,7 +545,7 @@ def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, 
         if eta_range.shape != (2,) or not eta_range[0] < eta_range[1]:
             raise ValueError(f"eta_range must be (low, high) with 0 < low < high, got {eta_range!r}")
     eta_range = (float(eta_range[0]), float(eta_range[1]))
-    runner = _Runner(problem, method, rules, x0, adaptive, truncate)
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base)
     measured = {"nondivergent": _nondivergent_edge(runner, rho, rtol, eta_range)}
     if "converged" in edges:
         measured["converged"] = _converged_edge(runner, rho, rtol, measured["nondivergent"])
@@ -536,7 +555,8 @@ def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, 
 def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", rtol: float = 1e-3,
                            eta_range=None, rules: ClassificationRules | None = None, steps=None, tol=None,
                            divergence_factor=None, divergence_steps=None, n_points=None, seed=None, x0=None,
-                           adaptive: bool = False, truncate: bool = False) -> MeasuredThreshold:
+                           adaptive: bool = False, truncate: bool = False, momentum=0.0, nesterov: bool = False,
+                           weight_decay=0.0) -> MeasuredThreshold:
     r"""Measured critical learning rate of ``method`` for every ρ at once, by vectorized bisection over η.
 
     ``edge="nondivergent"``: the largest η at which no run diverges within the divergence budget
@@ -574,6 +594,8 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
         ``(n_points, d)``.
     adaptive, truncate : bool, optional
         The rule's options, as in :func:`samtheory.simulate` (default False).
+    momentum, nesterov, weight_decay : optional
+        The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
 
     Returns
     -------
@@ -583,7 +605,8 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
     check.choice("edge", edge, EDGES)
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
                    divergence_steps=divergence_steps)
-    return _measure(problem, method, rho, (edge,), rtol, eta_range, rules, x0, adaptive, truncate)[edge]
+    base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
+    return _measure(problem, method, rho, (edge,), rtol, eta_range, rules, x0, adaptive, truncate, base)[edge]
 
 
 def _problem_spectrum(problem):
@@ -606,7 +629,8 @@ def _finite(value):
 def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3, eta_range=None,
                     rules: ClassificationRules | None = None, steps=None, tol=None, divergence_factor=None,
                     divergence_steps=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-                    truncate: bool = False) -> list[dict]:
+                    truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+                    schedule=None) -> list[dict]:
     r"""Analytic against measured critical learning rates, one row per (method, ρ) — the regime table.
 
     Each row: ``method``, ``rho``; the non-divergent edge — ``analytic_eta`` (None without closed form),
@@ -614,7 +638,10 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     ``tolerance`` (= ``rtol``), ``width_vs_gd`` = empirical_eta / GD's empirical edge; the converged-only edge
     within ``steps`` updates — ``analytic_converged_eta``, ``empirical_converged_eta``,
     ``converged_relative_error``, ``converged_width_vs_gd``; ``steps``, ``divergence_steps``; ``note``
-    (why a value is None). GD is measured too when not listed (it ignores ρ).
+    (why a value is None). GD is measured too when not listed (it ignores ρ). For ``ssam`` and ``susam`` in
+    d > 1 the converged edge is not compared (ill-posed, O13: their rate is flat in η); every row instead
+    carries ``rate_eta`` (half GD's measured edge), ``analytic_rate`` (:func:`asymptotic_rate`),
+    ``measured_rate`` (:func:`measured_rate` over 2000 steps) and ``rate_relative_error``.
 
     Parameters
     ----------
@@ -631,6 +658,10 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
         ``(n_points, d)``.
     adaptive, truncate : bool, optional
         The rule's options, as in :func:`samtheory.simulate` (default False).
+    momentum, nesterov, weight_decay : optional
+        The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    schedule : None, str or callable, optional
+        Learning-rate schedule of every run (:func:`samtheory.simulate`); the closed forms are then not compared.
 
     Returns
     -------
@@ -645,15 +676,27 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     if not methods:
         raise ValueError("methods must name at least one method, got an empty list")
     names = [resolve_method(m).name for m in methods]
+    base = _base({"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "schedule": schedule})
+    constant_base = {key: value for key, value in base.items() if key != "schedule"}
+    if schedule is not None:
+        spectrum, spectrum_reason = None, "the closed forms are for a constant learning rate, not under a schedule"
     rho = np.atleast_1d(check.as_float_array("rhos", rhos, nonnegative=True))
-    spectrum, spectrum_reason = _problem_spectrum(problem)
+    if schedule is None:
+        spectrum, spectrum_reason = _problem_spectrum(problem)
     measured = {}
     for name, method in zip(names, methods):
-        measured[name] = _measure(problem, method, rho, EDGES, rtol, eta_range, rules, x0, adaptive, truncate)
+        ill_posed = _converged_edge_ill_posed(method, spectrum)
+        measured[name] = _measure(problem, method, rho, EDGES[:1] if ill_posed else EDGES, rtol, eta_range, rules, x0,
+                                  adaptive, truncate, base)
+        if ill_posed:
+            missing = np.full(rho.shape, np.nan)
+            measured[name]["converged"] = replace(measured[name]["nondivergent"], edge="converged", value=missing,
+                                                  lower=missing, upper=missing,
+                                                  reason=np.full(rho.shape, _ILL_POSED, dtype=object))
     if "gd" in measured:
         gd = {edge: measured["gd"][edge].value for edge in EDGES}
     else:
-        reference = _measure(problem, "gd", np.zeros(1), EDGES, rtol, eta_range, rules, x0, False, False)
+        reference = _measure(problem, "gd", np.zeros(1), EDGES, rtol, eta_range, rules, x0, False, False, base)
         gd = {edge: np.broadcast_to(reference[edge].value, rho.shape) for edge in EDGES}
     rows = []
     for name, method in zip(names, methods):
@@ -662,7 +705,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
             if spectrum is None:
                 analytic[edge] = (None, spectrum_reason)
             else:
-                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive,
+                result = analytic_critical_learning_rate(method, spectrum, rho, edge, adaptive=adaptive, **constant_base,
                                                          truncate=truncate)
                 analytic[edge] = ([_finite(v) for v in result.value], result.reason_text)
         for i, r in enumerate(rho):
@@ -686,6 +729,8 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
                     row.update(analytic_converged_eta=a, empirical_converged_eta=e)
                     row["converged_relative_error"] = None if a is None or e is None else abs(e - a) / a
                     row["converged_width_vs_gd"] = _ratio(e, gd[edge][i])
+            row.update(_rate_columns(problem, method, spectrum, 0.5 * gd["nondivergent"][i], float(r), rules, x0,
+                                     adaptive, truncate, constant_base, base.get("schedule"), notes))
             row["steps"] = rules.steps
             row["divergence_steps"] = rules.divergence_budget(rtol)
             row["note"] = "; ".join(dict.fromkeys(notes))
@@ -693,9 +738,42 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     return rows
 
 
+_ILL_POSED = ("not compared: a converged-within-T-steps edge is ill-posed for a renormalized method in d > 1 "
+              "(its rate is flat in η, O13); see the rate columns")
+_RATE_STEPS = 2000
+
+
+def _converged_edge_ill_posed(method, spectrum) -> bool:
+    return bool(resolve_method(method).renormalized) and (spectrum is None or np.shape(spectrum)[-1] > 1)
+
+
+def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, truncate, base, schedule, notes) -> dict:
+    """The O13 rate comparison at η = half GD's measured edge: ``rate_eta``, ``analytic_rate``, ``measured_rate``,
+    ``rate_relative_error`` (None where a value does not exist; ``notes`` gets why)."""
+    columns = {"rate_eta": _finite(eta), "analytic_rate": None, "measured_rate": None, "rate_relative_error": None}
+    if columns["rate_eta"] is None:
+        return columns
+    spec = resolve_method(method)
+    if spectrum is not None and spec.kind is not None and not adaptive and np.all(spectrum >= 0) and np.any(spectrum > 0):
+        predicted = theory.asymptotic_rate(spec, spectrum, eta, rho, **base)
+        if predicted is None:
+            notes.append(f"rate analytic: no closed form for {spec.name} with momentum or weight decay")
+        else:
+            columns["analytic_rate"] = _finite(predicted)
+    rate = measured_rate(problem, method, eta, rho, steps=_RATE_STEPS, rules=rules, x0=x0, adaptive=adaptive,
+                         truncate=truncate, **base, schedule=schedule)
+    columns["measured_rate"] = _finite(rate)
+    if columns["measured_rate"] is None:
+        notes.append("rate measured: " + ("diverged" if np.isinf(rate) else "‖g‖ reached the subnormal range"))
+    a, m = columns["analytic_rate"], columns["measured_rate"]
+    columns["rate_relative_error"] = None if a is None or m is None else abs(m - a) / a
+    return columns
+
+
 def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int | None = None,
                   rules: ClassificationRules | None = None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-                  truncate: bool = False) -> np.ndarray:
+                  truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+                  schedule=None) -> np.ndarray:
     r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
     the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
     :func:`asymptotic_rate`; NaN where ‖g‖ fell below 1e-280 (subnormal floats). ``eta``, ``rho`` broadcast;
@@ -722,6 +800,10 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
         ``(n_points, d)``.
     adaptive, truncate : bool, optional
         The rule's options, as in :func:`samtheory.simulate` (default False).
+    momentum, nesterov, weight_decay : optional
+        The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    schedule : None, str or callable, optional
+        Learning-rate schedule, as in :func:`samtheory.simulate` (default constant).
 
     Returns
     -------
@@ -735,7 +817,8 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
     rules = _rules(rules, steps=steps, n_points=n_points, seed=seed)
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
-    result = _Runner(problem, method, rules, x0, adaptive, truncate).run(eta, rho, steps, record_every=window)
+    base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "schedule": schedule}
+    result = _Runner(problem, method, rules, x0, adaptive, truncate, base).run(eta, rho, steps, record_every=window)
     start, end = result.history.grad_norm[-2], result.history.grad_norm[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = (end / start) ** (1.0 / window)
