@@ -53,11 +53,11 @@ def _ddp_worker(rank, world, port, out, eta, rho):
         b = torch.tensor(problem.b[rows], dtype=torch.float64)
         x0 = problem.initial_point(seed=1) + 0.5
         results = {}
-        for mode in ("global", "per_replica"):
+        for mode, momentum in (("global", 0.0), ("per_replica", 0.0), ("global", 0.9), ("per_replica", 0.9)):
             for method in SAM_METHODS:
                 model = torch.nn.parallel.DistributedDataParallel(_Linear(x0))
                 optimizer = SAMOptimizer(model.parameters(), torch.optim.SGD, method=method, rho=rho, lr=eta,
-                                         ascent_mode=mode)
+                                         momentum=momentum, ascent_mode=mode)
                 local = model.no_sync if mode == "per_replica" else torch.enable_grad
                 for _ in range(DDP_STEPS):
                     with local():
@@ -66,7 +66,7 @@ def _ddp_worker(rank, world, port, out, eta, rho):
                     with local():
                         model(A, b).backward()
                     optimizer.second_step(zero_grad=True)
-                results[mode, method] = model.module.x.detach().clone()
+                results[mode, method, momentum] = model.module.x.detach().clone()
         torch.save(results, out / f"rank{rank}.pt")
     finally:
         torch.distributed.destroy_process_group()
@@ -94,27 +94,30 @@ def ddp_results(tmp_path_factory):
     return [torch.load(out / f"rank{r}.pt") for r in range(2)], problem, eta, rho
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("method", SAM_METHODS)
-def test_ddp_global_ascent_equals_one_process_on_the_whole_batch(ddp_results, method):
+def test_ddp_global_ascent_equals_one_process_on_the_whole_batch(ddp_results, method, momentum):
     ranks, problem, eta, rho = ddp_results
     x0 = problem.initial_point(seed=1) + 0.5
-    expected = st.simulate(problem, method, eta, rho, steps=DDP_STEPS, x0=x0).x
+    expected = st.simulate(problem, method, eta, rho, steps=DDP_STEPS, x0=x0, momentum=momentum).x
     for result in ranks:
-        actual = result["global", method].numpy()
+        actual = result["global", method, momentum].numpy()
         assert np.linalg.norm(actual - expected) <= 1e-10 * np.linalg.norm(expected)  # float64 rounding
 
 
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
 @pytest.mark.parametrize("method", SAM_METHODS)
-def test_ddp_per_replica_ascent_is_bit_identical_across_ranks_and_equals_numpy_m_sharpness(ddp_results, method):
+def test_ddp_per_replica_ascent_is_bit_identical_across_ranks_and_equals_numpy_m_sharpness(ddp_results, method,
+                                                                                           momentum):
     ranks, problem, eta, rho = ddp_results
-    assert torch.equal(ranks[0]["per_replica", method], ranks[1]["per_replica", method])
+    key = ("per_replica", method, momentum)
+    assert torch.equal(ranks[0][key], ranks[1][key])
     x0 = problem.initial_point(seed=1) + 0.5
-    expected = st.simulate(problem, method, eta, rho, steps=DDP_STEPS, x0=x0, ascent_groups=2).x
-    actual = ranks[0]["per_replica", method].numpy()
+    expected = st.simulate(problem, method, eta, rho, steps=DDP_STEPS, x0=x0, ascent_groups=2, momentum=momentum).x
+    actual = ranks[0][key].numpy()
     assert np.linalg.norm(actual - expected) <= 1e-10 * np.linalg.norm(expected)  # float64 rounding
-    if method in ("sam", "ssam", "usam", "susam"):  # m-sharpness is a different method: not the global step
-        global_x = ranks[0]["global", method].numpy()
-        assert np.linalg.norm(actual - global_x) > 1e-8 * np.linalg.norm(global_x)
+    global_x = ranks[0]["global", method, momentum].numpy()
+    assert np.linalg.norm(actual - global_x) > 1e-8 * np.linalg.norm(global_x)  # m-sharpness is another method
 
 
 # -- the NumPy m-sharpness option -------------------------------------------------------------------------------
