@@ -6,7 +6,8 @@ does not (O4, O5); SAM stalls on its 2-cycle (O3); GD converges up to 2/λ_max (
 
 import numpy as np
 
-from samtheory import METHODS, Quadratic, simulate
+from samtheory import BUILTIN_METHODS, Quadratic, simulate
+from samtheory.theory import usam_critical_learning_rate
 
 ORDER = 3
 DESCRIPTION = "loss vs steps on a quadratic at several η: where USAM diverges, StableSAM does not (O1-O5)"
@@ -20,7 +21,7 @@ def compute(params):
     problem = Quadratic(params["eigenvalues"])
     eta = np.asarray(params["eta"])
     out = {}
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         result = simulate(problem, name, eta, params["rho"], steps=params["steps"], seed=params["seed"],
                           record_every=params["record_every"])
         out[f"{name}_loss"] = result.history.loss        # (records, len(eta))
@@ -35,12 +36,12 @@ def plot(data, out_dir):
 
     params = data.params
     lam_max, rho = max(params["eigenvalues"]), params["rho"]
-    usam_edge = 2 / (lam_max * (1 + rho * lam_max))
+    usam_edge = float(usam_critical_learning_rate(lam_max, rho))
     fig, axes = plotting.figure(len(params["eta"]), 1, height=FIGSIZE[1], sharex=True)
     steps = data["steps"]
     floor, ceiling = 1e-16, 1e5  # GD reaches 1e-40: the axis stops at the float64-relevant range
     for k, (ax, eta) in enumerate(zip(axes, params["eta"])):
-        for name in METHODS:
+        for name in BUILTIN_METHODS:
             diverged_at = int(data[f"{name}_diverged_at"][k])
             s, loss = plotting.finite_segment(steps, data[f"{name}_loss"][:, k], diverged_at)
             ax.plot(s, np.minimum(loss, ceiling), **plotting.method_style(name))
@@ -67,6 +68,6 @@ def plot(data, out_dir):
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samtheory import METHODS
+from samtheory import BUILTIN_METHODS
 
 ORDER = 9
 DESCRIPTION = "MLP on MNIST-1D: final training loss, test accuracy and λ_max vs learning rate per method (O5, O12)"
@@ -31,12 +31,12 @@ def compute(params):
 
     # One torch thread: torch splits its reductions over its threads, so the trained networks (and the figure)
     # would follow the machine's core count.
-    results = run_neural_validation(**params, methods=tuple(METHODS), device="cpu", threads=1,
+    results = run_neural_validation(**params, methods=tuple(BUILTIN_METHODS), device="cpu", threads=1,
                                     progress=sys.stderr.isatty())
     lrs, seeds = params["learning_rates"], params["seeds"]
     out = {"lr": np.asarray(lrs, dtype=float), "n_train": results["config"]["n_train"],
            "n_test": results["config"]["n_test"]}
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         for field in FIELDS:
             out[f"{name}_{field}"] = np.full((len(lrs), len(seeds)), np.nan)
         out[f"{name}_diverged"] = np.zeros((len(lrs), len(seeds)), dtype=bool)
@@ -54,7 +54,7 @@ def plot(data, out_dir):
     p = data.params
     lr = data["lr"]
     fig, axes = plotting.figure(3, 1, height=FIGSIZE[1], sharex=True)
-    for k, name in enumerate(METHODS):
+    for k, name in enumerate(BUILTIN_METHODS):
         diverged = data[f"{name}_diverged"].any(axis=1)
         style = {**plotting.method_style(name, marker=True), "markerfacecolor": "none", "markersize": 3.5,
                  "label": None, "lw": 0.8}
@@ -90,12 +90,12 @@ def plot(data, out_dir):
     over = lambda how: f" ({how} over {len(p['seeds'])} seeds)" if len(p["seeds"]) > 1 else ""  # noqa: E731
     plotting.panel_label(axes[1], "b", "test accuracy" + over("mean"))
     plotting.panel_label(axes[2], "c", "top Hessian eigenvalue at the end" + over("median"))
-    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in METHODS]
+    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in BUILTIN_METHODS]
     fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=1.0)
     return plotting.save(fig, out_dir, "neural")
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

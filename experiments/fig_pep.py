@@ -48,7 +48,7 @@ def _record(out, key, solves):
 
 
 def compute(params):
-    from samtheory._figures import progress
+    from samtheory.figures import progress
     from samtheory.convex import pep
 
     out = {}
@@ -159,6 +159,6 @@ def plot(data, out_dir):
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

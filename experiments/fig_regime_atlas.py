@@ -11,8 +11,8 @@ to tol·‖g_0‖ in T steps).
 
 import numpy as np
 
-from samtheory import METHODS, Quadratic
-from samtheory._figures import progress
+from samtheory import BUILTIN_METHODS, Quadratic
+from samtheory.figures import progress
 from samtheory.stability import (
     critical_learning_rate, gd_critical_learning_rate, regime_map, usam_critical_learning_rate,
 )
@@ -33,7 +33,7 @@ def compute(params):
     edge_rho = np.geomspace(params["rho_min"], params["rho_max"], params["edge_n_rho"])
     out = {"eta": eta, "rho": rho, "edge_rho": edge_rho}
     rules = {"steps": params["steps"], "tol": params["tol"], "n_points": params["n_points"]}
-    for name in progress(METHODS, "regime maps"):
+    for name in progress(BUILTIN_METHODS, "regime maps"):
         out[f"status_{name}"] = regime_map(problem, name, eta, rho, **rules).status
     for name in MEASURED_EDGES:
         measured = critical_learning_rate(problem, name, edge_rho, rtol=params["edge_rtol"], **rules)
@@ -62,7 +62,7 @@ def plot(data, out_dir):
     lam_min = min(p["eigenvalues"])
     budget_edge = -np.log(p["tol"] * lam_max / lam_min) / (lam_min * p["steps"])  # GD: (1 - ηλ_min)^T ≈ tol·κ
     usam_edge = usam_critical_learning_rate(lam_max, dense_rho)
-    for ax, name in zip(axes.flat, METHODS):
+    for ax, name in zip(axes.flat, BUILTIN_METHODS):
         ax.pcolormesh(_cell_edges(eta), _cell_edges(rho), data[f"status_{name}"].T, cmap=cmap, norm=norm,
                       rasterized=True)
         ax.axvline(gd_edge, color="k", lw=0.9, ls="--")
@@ -101,6 +101,6 @@ def plot(data, out_dir):
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

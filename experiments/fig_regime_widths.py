@@ -9,8 +9,8 @@ bisection to a relative tolerance, beside the closed forms of O1–O3 where they
 
 import numpy as np
 
-from samtheory import METHODS, Quadratic
-from samtheory._figures import progress
+from samtheory import BUILTIN_METHODS, Quadratic
+from samtheory.figures import progress
 from samtheory.stability import compare_regimes, gd_critical_learning_rate, usam_critical_learning_rate
 
 ORDER = 2
@@ -26,7 +26,7 @@ def compute(params):
     problem = Quadratic(params["eigenvalues"])
     rho = np.geomspace(params["rho_min"], params["rho_max"], params["n_rho"])
     out = {"rho": rho}
-    for name in progress(METHODS, "regime widths"):
+    for name in progress(BUILTIN_METHODS, "regime widths"):
         rows = compare_regimes(problem, [name], rho, rtol=params["rtol"], steps=params["steps"], tol=params["tol"],
                                n_points=params["n_points"])
         for field in FIELDS:
@@ -52,7 +52,7 @@ def plot(data, out_dir):
         ax.plot(dense, usam_critical_learning_rate(lam_max, dense), color=plotting.METHOD_COLORS["usam"], lw=1.0,
                 zorder=1)
         missing = []
-        for k, name in enumerate(METHODS):
+        for k, name in enumerate(BUILTIN_METHODS):
             values = data[f"{name}_{field}"]
             if np.all(np.isnan(values)):
                 missing.append(plotting.METHOD_LABELS[name])
@@ -77,13 +77,13 @@ def plot(data, out_dir):
     handles = [Line2D([], [], color="k", lw=0.9, ls="--", label="$2/\\lambda_{\\max}$ (O1, O3)"),
                Line2D([], [], color=plotting.METHOD_COLORS["usam"], lw=1.0,
                       label="$2/(\\lambda_{\\max}(1+\\rho\\lambda_{\\max}))$ (O2)")]
-    handles += [plotting.matplotlib_handle(name, markerfacecolor="none", linestyle="none") for name in METHODS]
+    handles += [plotting.matplotlib_handle(name, markerfacecolor="none", linestyle="none") for name in BUILTIN_METHODS]
     fig.legend(handles=handles, loc="outside upper center", ncols=4, columnspacing=0.8, fontsize=5.8,
                handlelength=2.0)
     return plotting.save(fig, out_dir, "regime_widths")
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

@@ -8,7 +8,7 @@ which methods escape and how fast.
 
 import numpy as np
 
-from samtheory import METHODS, Saddle, simulate
+from samtheory import BUILTIN_METHODS, Saddle, simulate
 
 ORDER = 6
 DESCRIPTION = "trajectories near a strict saddle: which of SAM/StableSAM escape and how fast (O11)"
@@ -25,24 +25,19 @@ def escape_threshold(problem):
 
 def compute(params):
     problem = Saddle(params["a"], params["b"], params["c"])
-    gradient = problem.gradient_oracle(None)
     out = {}
-    # Trajectories from one starting point, stepped with the update rules (all five methods in one batch each).
-    for name in METHODS:
-        x = np.asarray(params["x0"], dtype=float)[None, :]
-        trace, gammas = [x[0]], []
-        for _ in range(params["trace_steps"]):
-            step = METHODS[name](x, gradient, params["eta"], params["rho_trace"])
-            gammas.append(1.0 if step.gamma is None else float(step.gamma[0]))
-            x = step.x
-            trace.append(x[0])
-        out[f"trace_{name}"], out[f"gamma_{name}"] = np.array(trace), np.array(gammas)
+    # Trajectories from one starting point, every iterate and γ_t recorded by the engine.
+    for name in BUILTIN_METHODS:
+        run = simulate(problem, name, params["eta"], params["rho_trace"], steps=params["trace_steps"],
+                       x0=params["x0"], record_every=1, record_iterates=True)
+        # γ_t describes the update from x_t: the last record (step T) has no update.
+        out[f"trace_{name}"], out[f"gamma_{name}"] = run.history.x, run.history.gamma[:-1]
     # Escape statistics over ρ × random starting points near the stable direction.
     rho = np.geomspace(params["rho_min"], params["rho_max"], params["n_rho"])
     seeds = np.arange(params["n_seeds"])
     threshold = escape_threshold(problem)
     out["rho"] = rho
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         result = simulate(problem, name, params["eta"], rho[:, None], seed=seeds[None, :], steps=params["steps"],
                           record_every=params["record_every"])
         below = result.history.loss < threshold            # (records, n_rho, n_seeds)
@@ -76,7 +71,7 @@ def plot(data, out_dir):
     F = problem.loss(np.stack([X.ravel(), Y.ravel()], axis=1)).reshape(X.shape)
     ax_plane.contour(X, Y, F, levels=[-0.2, -0.1, 0.1, 0.2, 0.4], colors="0.8", linewidths=0.4)
     ax_plane.contour(X, Y, F, levels=[0.0], colors="0.55", linewidths=0.6, linestyles="--")
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         trace = data[f"trace_{name}"]
         ax_plane.plot(trace[:, 0], trace[:, 1], lw=0.8, **{**plotting.method_style(name), "label": None})
         ax_plane.plot(trace[-1, 0], trace[-1, 1], marker=plotting.METHOD_MARKERS[name], ls="none",
@@ -96,7 +91,7 @@ def plot(data, out_dir):
                                         " (○ end)")
 
     # (b) |y_t| and (c) γ_t along the same trajectories.
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         trace = data[f"trace_{name}"]
         ax_y.plot(np.arange(trace.shape[0]), np.abs(trace[:, 1]), **plotting.method_style(name))
         if name in ("ssam", "susam"):
@@ -118,7 +113,7 @@ def plot(data, out_dir):
 
     # (d) fraction of starting points that escape and (e) their median escape step, against ρ.
     rho = data["rho"]
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         steps = data[f"escape_step_{name}"]
         escaped = steps >= 0
         style = plotting.method_style(name, marker=True)
@@ -136,12 +131,12 @@ def plot(data, out_dir):
     ax_time.set_ylabel("median escape step")
     plotting.plain_log_ticks(ax_time.yaxis, [50, 100, 200, 500, 1000])
     plotting.panel_label(ax_time, "e", "of those that escape")
-    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in METHODS]
+    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in BUILTIN_METHODS]
     fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=1.0)
     return plotting.save(fig, out_dir, "saddle")
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

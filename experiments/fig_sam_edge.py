@@ -9,8 +9,8 @@ gradient norm.
 
 import numpy as np
 
-from samtheory import METHODS, Quadratic, ScalarFactorization, simulate
-from samtheory.stability import sam_cycle_amplitude, sam_edge, usam_max_stable_sharpness
+from samtheory import BUILTIN_METHODS, METHODS, Quadratic, ScalarFactorization, simulate
+from samtheory.theory import gd_critical_learning_rate, sam_cycle_amplitude, sam_edge, usam_max_stable_sharpness
 
 ORDER = 5
 DESCRIPTION = "SAM's 2-cycle ±a·u_1 with its predicted amplitude (O3); final sharpness vs η on a factorization (O12)"
@@ -30,16 +30,12 @@ def compute(params):
     c = params["cycle"]
     problem = Quadratic(c["eigenvalues"])
     lam_1 = problem.beta
-    # (a) a trajectory, stepped with the pure update rule so every iterate is kept.
-    x = problem.initial_point(c["seed"])[None, :]
-    trace = [x[0]]
-    gradient = problem.gradient_oracle(None)
-    for _ in range(c["trace_steps"]):
-        x = METHODS["sam"](x, gradient, c["eta_trace"], c["rho"]).x
-        trace.append(x[0])
-    out["trace"] = np.array(trace)  # (steps + 1, d), eigenbasis = coordinates (diagonal quadratic)
+    # (a) a trajectory, every iterate recorded by the engine.
+    trace = simulate(problem, "sam", c["eta_trace"], c["rho"], steps=c["trace_steps"],
+                     x0=problem.initial_point(c["seed"]), record_every=1, record_iterates=True)
+    out["trace"] = trace.history.x  # (steps + 1, d), eigenbasis = coordinates (diagonal quadratic)
     # (b) the amplitude after many steps over an η grid, one vectorized run.
-    eta = np.geomspace(c["eta_min"], c["eta_max_fraction"] * 2 / lam_1, c["n_eta"])
+    eta = np.geomspace(c["eta_min"], c["eta_max_fraction"] * float(gd_critical_learning_rate(lam_1)), c["n_eta"])
     result = simulate(problem, "sam", eta, c["rho"], steps=c["steps"], seed=c["seed"])
     top = int(np.argmax(problem.eigenvalues))
     out["cycle_eta"], out["cycle_status"] = eta, result.status
@@ -51,7 +47,7 @@ def compute(params):
     eta = np.geomspace(s["eta_min"], s["eta_max"], s["n_eta"])
     out["sharp_eta"] = eta
     gradient = factorization.gradient_oracle(None)
-    for name in METHODS:
+    for name in BUILTIN_METHODS:
         result = simulate(factorization, name, eta, s["rho"], steps=s["steps"], x0=np.asarray(s["x0"]))
         final = result.x.reshape(-1, 2)
         after = METHODS[name](final, gradient, eta[:, None], s["rho"]).x  # one more step: both points of a cycle
@@ -103,8 +99,9 @@ def plot(data, out_dir):
     ax.plot(eta, data["cycle_amplitude"], **{**plotting.method_style("sam", line=False),
                                              "label": f"SAM, $|x_T \\cdot u_1|$ after {c['steps']} steps"},
             markerfacecolor="none")
-    ax.axvline(2 / lam_1, color="0.5", lw=0.7, ls=":")
-    ax.text(2 / lam_1, 1.02, "$2/\\lambda_1$", transform=ax.get_xaxis_transform(), ha="center", fontsize=6)
+    gd_edge = float(gd_critical_learning_rate(lam_1))
+    ax.axvline(gd_edge, color="0.5", lw=0.7, ls=":")
+    ax.text(gd_edge, 1.02, "$2/\\lambda_1$", transform=ax.get_xaxis_transform(), ha="center", fontsize=6)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("learning rate $\\eta$")
@@ -129,7 +126,7 @@ def plot(data, out_dir):
     ax.axhline(2 * s["target"], color="0.6", lw=0.7, ls=":", zorder=0)
     ax.text(eta[-1], 2 * s["target"] * 0.8, "flattest minimum", fontsize=5.5, color="0.4", ha="right", va="top")
     top = 60.0
-    for k, name in enumerate(METHODS):
+    for k, name in enumerate(BUILTIN_METHODS):
         sharp = data[f"sharp_{name}"]
         ax.plot(eta, sharp, **{**plotting.method_style(name, line=False), "label": None}, markerfacecolor="none",
                 markeredgewidth=0.8)
@@ -151,12 +148,12 @@ def plot(data, out_dir):
             color=plotting.METHOD_COLORS["sam"], va="top")
     plotting.panel_label(ax, "c", f"$f = \\frac{{1}}{{2}}(uv - 1)^2$ from $(u_0, v_0)$ = ({u0:g}, {v0:g}), "
                                   f"$\\rho$ = {s['rho']:g}; × diverged")
-    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in METHODS]
+    handles = [plotting.matplotlib_handle(name, markerfacecolor="none") for name in BUILTIN_METHODS]
     fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=1.0)
     return plotting.save(fig, out_dir, "sam_edge")
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

@@ -10,7 +10,7 @@ data and on scikit-learn's breast-cancer data.
 
 import numpy as np
 
-from samtheory import METHODS
+from samtheory import BUILTIN_METHODS
 
 ORDER = 8
 DESCRIPTION = "uniform stability: ‖w_t − w'_t‖ and generalization gap vs steps per method, with the SGD bound (O10)"
@@ -21,12 +21,12 @@ FIGSIZE = (3.4, 3.6)
 
 
 def compute(params):
-    from samtheory._figures import progress
+    from samtheory.figures import progress
     from samtheory.stability import stability_experiment
 
     out = {}
     for k, case in enumerate(progress(params["cases"], "stability")):
-        result = stability_experiment(case["data"], methods=tuple(METHODS), eta=case["eta"], rho=params["rho"],
+        result = stability_experiment(case["data"], methods=tuple(BUILTIN_METHODS), eta=case["eta"], rho=params["rho"],
                                       steps=params["steps"], batch_size=params["batch_size"],
                                       n_trials=params["n_trials"], seed=params["seed"])
         out[f"{k}_steps"] = result.steps
@@ -53,7 +53,7 @@ def plot(data, out_dir):
         steps = data[f"{k}_steps"]
         keep = steps > 0
         top, bottom = axes[0, k], axes[1, k]
-        for m, name in enumerate(METHODS):
+        for m, name in enumerate(BUILTIN_METHODS):
             style = {**plotting.method_style(name), "label": None}
             top.plot(steps[keep], data[f"{k}_divergence"][m, keep], **style)
             bottom.plot(steps[keep], data[f"{k}_gap"][m, keep], **style)
@@ -74,13 +74,13 @@ def plot(data, out_dir):
     axes[1, 0].set_ylabel("gap $R_{test} - R_S$")
     from matplotlib.lines import Line2D
 
-    handles = [plotting.matplotlib_handle(name, marker=None) for name in METHODS]
+    handles = [plotting.matplotlib_handle(name, marker=None) for name in BUILTIN_METHODS]
     handles.append(Line2D([], [], color="0.45", lw=0.8, ls=(0, (4, 2)), label="SGD bound (O10)"))
     fig.legend(handles=handles, loc="outside upper center", ncols=3, columnspacing=1.0)
     return plotting.save(fig, out_dir, "uniform_stability")
 
 
 if __name__ == "__main__":
-    from samtheory._figures import run_as_script
+    from samtheory.cli import run_figure_script
 
-    raise SystemExit(run_as_script(__file__))
+    raise SystemExit(run_figure_script(__file__))

@@ -7,7 +7,7 @@ whole grids of (η, ρ, seed) at once. See the README for the tour.
 from . import stability, theory
 from .engine import simulate
 from .methods import (
-    METHODS, MethodSpec, Step, gd, register_method, resolve_method, sam, sharpness_aware_method, ssam, susam, usam,
+    BUILTIN_METHODS, METHODS, MethodSpec, Step, gd, register_method, resolve_method, sam, sharpness_aware_method, ssam, susam, usam,
 )
 from .problems import LeastSquares, LogisticRegression, Problem, Quadratic, Saddle, ScalarFactorization
 from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, History, SimulationResult, Threshold
@@ -15,7 +15,7 @@ from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, History, Simulat
 __version__ = "0.1.0"
 
 __all__ = [
-    "simulate", "stability", "theory", "METHODS", "MethodSpec", "Step", "resolve_method", "register_method",
+    "simulate", "stability", "theory", "METHODS", "BUILTIN_METHODS", "MethodSpec", "Step", "resolve_method", "register_method",
     "sharpness_aware_method", "gd", "sam", "usam", "ssam", "susam", "Threshold",
     "Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization",
     "SimulationResult", "History", "CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "__version__",

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from pathlib import Path
 
-__all__ = ["check_output_file", "check_output_folder", "write_atomically"]
+__all__ = ["check_output_file", "check_output_folder", "replacing", "write_atomically"]
 
 _FALLBACK_NAME_MAX = 255
 _FALLBACK_PATH_MAX = 4096
@@ -141,10 +142,39 @@ def check_output_folder(name: str, path, *, folders=(), files=()) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def replacing(*paths):
+    """Write files atomically: yields one temporary path in the folder of each of ``paths``; when the block
+    ends without an exception, each temporary file is renamed over its path (``os.replace``), else removed.
+    A path that is a symbolic link is written through: the file it points to is replaced, the link kept.
+
+    Parameters
+    ----------
+    *paths : path-like
+        The files to write; their folders must exist.
+
+    Yields
+    ------
+    list of Path
+        The temporary paths to write to, in the order of ``paths`` (each ends in ``.partial`` plus the final
+        suffix, so writers that pick a format from the suffix see the right one).
+    """
+    paths = [Path(p).resolve() if Path(p).is_symlink() else Path(p) for p in paths]
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    temporary = [p.with_name(f".{p.stem[:200]}.{token}.partial{p.suffix}") for p in paths]
+    try:
+        yield temporary
+        for temp, path in zip(temporary, paths):
+            os.replace(temp, path)
+    finally:
+        for temp in temporary:
+            temp.unlink(missing_ok=True)
+
+
 def write_atomically(path, write, *, mode: str = "w", **open_options) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary file in the same folder, then rename it over
-    ``path``: readers see the old file or the whole new one, and an exception (Ctrl-C included) removes the
-    temporary file and leaves the old file as it was.
+    ``path`` (:func:`replacing`): readers see the old file or the whole new one, and an exception (Ctrl-C
+    included) removes the temporary file and leaves the old file as it was.
 
     Parameters
     ----------
@@ -161,23 +191,10 @@ def write_atomically(path, write, *, mode: str = "w", **open_options) -> Path:
         ``path``.
     """
     path = Path(path)
-    if path.is_symlink():  # write the file the link points to, keep the link
-        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".partial")
-    try:
-        with open(handle, mode, **open_options) as stream:
+    with replacing(path) as (temporary,):
+        with open(temporary, mode, **open_options) as stream:
             write(stream)
             stream.flush()
             os.fsync(stream.fileno())
-        with contextlib.suppress(OSError):  # mkstemp makes it private (0600): give it the usual permissions
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
     return path
-

@@ -268,7 +268,7 @@ def save(fig: Figure, out_dir, name: str) -> list[Path]:
     """
     import logging
 
-    from ._figures import replacing
+    from ._paths import replacing
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["find_root", "experiments_dir", "load_experiment"]
+__all__ = ["find_root", "experiments_dir", "load_experiment", "load_file"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _LOADED: dict[Path, ModuleType] = {}
@@ -78,9 +78,16 @@ def load_experiment(name: str, root=None) -> ModuleType:
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name must be a module name (letters, digits, underscores), got {name!r:.80}")
-    path = (experiments_dir(root) / f"{name}.py").resolve()
+    path = experiments_dir(root) / f"{name}.py"
     if not path.is_file():
         raise ValueError(f"there is no experiment {name!r} in {str(path.parent)!r}")
+    return load_file(path, name)
+
+
+def load_file(path, name: str) -> ModuleType:
+    """Import the Python file ``path`` once, as ``samtheory_experiments.<name>`` (later calls return the same
+    module). Callers pass only paths they built from a validated name inside ``experiments/``."""
+    path = Path(path).resolve()
     if path not in _LOADED:
         spec = importlib.util.spec_from_file_location(f"samtheory_experiments.{name}", path)
         module = importlib.util.module_from_spec(spec)

@@ -298,7 +298,7 @@ def test_seed_messages_name_the_argument(cli_error, argv, fragment):
 
 @pytest.fixture
 def no_figure_work(monkeypatch):
-    from samtheory import _figures
+    from samtheory import figures as _figures
 
     monkeypatch.setattr(_figures, "run_figure", _never("run_figure"))
 

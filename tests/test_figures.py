@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import samtheory
-from samtheory import _figures, plotting
+from samtheory import figures as _figures, plotting
 from samtheory.cli import main
 
+ROOT = Path(__file__).resolve().parents[1]
 CHEAP = "convergence"  # the cheapest real figure (a second or two with --quick)
 
 
@@ -70,7 +71,7 @@ def tiny(tmp_path, monkeypatch):
     folder = tmp_path / "experiments"
     folder.mkdir()
     (folder / "fig_tiny.py").write_text(TINY)
-    monkeypatch.setattr(_figures, "experiments_dir", lambda: folder)
+    monkeypatch.setattr(_figures, "experiments_dir", lambda root=None: folder)
     return _figures.load("tiny")
 
 
@@ -194,11 +195,27 @@ def test_out_must_be_a_folder(tmp_path, capsys):
     assert error.count("\n") == 1 and "--out must be a folder" in error
 
 
-def test_missing_experiments_folder_is_a_one_line_error(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_figures, "repository_root", lambda: tmp_path)
+def test_outside_a_clone_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the package finds the clone from the working directory, not from its own path
     assert main(["figures", "--list"]) == 2
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and str(tmp_path / "experiments") in error
+    assert error.count("\n") == 1 and "is not inside a samtheory clone" in error and str(tmp_path) in error
+    assert main(["figures", "--list", "--root", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "is not a samtheory clone" in error
+
+
+def test_figures_come_from_the_clone_the_command_runs_in(tmp_path, monkeypatch, capsys):
+    """Another clone's figure scripts, found from the working directory (and with --root): not this package's."""
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "samtheory"\n')
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "fig_tiny.py").write_text(TINY)
+    monkeypatch.chdir(tmp_path / "experiments")  # a subfolder of the clone
+    assert main(["figures", "--list"]) == 0
+    assert capsys.readouterr().out.split()[0] == "tiny"
+    monkeypatch.chdir(ROOT)
+    assert main(["figures", "--list", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split()[0] == "tiny"
 
 
 def test_figure_script_without_the_interface_is_refused(tmp_path):
@@ -225,7 +242,7 @@ def test_script_runs_directly(tmp_path):
 
 
 def test_default_quick_output_is_not_the_committed_folder():
-    assert _figures.default_out_dir(quick=False) == _figures.repository_root() / "figures"
+    assert _figures.default_out_dir(quick=False) == ROOT / "figures"
     assert _figures.default_out_dir(quick=True) != _figures.default_out_dir(quick=False)
     assert "cache" in _figures.default_out_dir(quick=True).parts  # git-ignored experiments/cache/
 

@@ -33,7 +33,7 @@ def _attack_figure_loader(tmp_path, cli_error):
     marker = tmp_path / "ran"
     for script in ("evil.py", "fig_evil.py"):  # the loader used to resolve experiments/fig_<name>.py
         (tmp_path / script).write_text(f"open({str(marker)!r}, 'w').write('executed')\n")
-    from samtheory import _figures
+    from samtheory import figures as _figures
 
     relative = "x/" + "/".join([".."] * 12) + str(tmp_path / "evil")
     for name in (relative, str(tmp_path / "evil"), "../" * 8 + str(tmp_path)[1:] + "/evil"):
@@ -44,7 +44,7 @@ def _attack_figure_loader(tmp_path, cli_error):
 
 
 def test_figure_name_is_looked_up_among_the_registered_names(cli_error):
-    from samtheory import _figures
+    from samtheory import figures as _figures
 
     names = _figures.figure_names()
     assert names  # the repository's figures are registered

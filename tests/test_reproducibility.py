@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import samtheory
-from samtheory import _figures
+from samtheory import figures as _figures
 
 ROOT = Path(samtheory.__file__).resolve().parents[1]
 #: The four figures whose files changed on a fresh machine (the others were already reproduced).
@@ -88,7 +88,7 @@ def test_samtheory_figures_gives_the_same_bytes_for_any_threads_and_cpu_kernels(
 
 NEURAL_HERE = """
 import sys
-from samtheory import _figures
+from samtheory import figures as _figures
 _figures.run_figure("neural", quick=True, out_dir=sys.argv[1], cache_dir=sys.argv[1], isolated=False)
 """
 

@@ -20,7 +20,7 @@ import sys
 import threading
 import warnings
 
-__all__ = ["main"]
+__all__ = ["main", "run_figure_script"]
 
 # Ctrl-C unwinds normally (finally blocks remove temporary files); a simulate worker thread cannot be
 # interrupted, so if unwinding waits for one longer than this the process exits at once with the same status.
@@ -164,3 +164,24 @@ class _Interrupt:
             with contextlib.suppress(OSError, ValueError):
                 sys.stdout.flush()
             os._exit(128 + signal.SIGINT)
+
+
+def run_figure_script(file: str) -> int:
+    """``python experiments/fig_<name>.py [--quick] [--out DIR] [--force]`` is ``samtheory figures <name> ...``
+    on the clone that holds the script.
+
+    Parameters
+    ----------
+    file : str
+        The script's ``__file__``.
+
+    Returns
+    -------
+    int
+        The exit status.
+    """
+    from pathlib import Path
+
+    script = Path(file).resolve()
+    name = script.stem[len("fig_"):]
+    return main(["figures", name, "--root", str(script.parents[1]), *sys.argv[1:]])

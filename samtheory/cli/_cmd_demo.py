@@ -16,25 +16,27 @@ def add_arguments(parser):
 def run(args) -> int:
     import numpy as np
 
+    from .. import theory
     from ..engine import simulate
-    from ..methods import METHODS
+    from ..methods import BUILTIN_METHODS
     from ..problems import Quadratic
 
     problem = Quadratic([1.0, 10.0, 100.0])
     lam = problem.beta
     # Learning rates as fractions of GD's limit 2/λ_max.
     fractions = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.99, 1.01])
-    eta = fractions * 2 / lam
+    eta = fractions * theory.gd_critical_learning_rate(lam)
     rows = []
-    for name in progress_bar(list(METHODS), "demo", "method"):
+    for name in progress_bar(list(BUILTIN_METHODS), "demo", "method"):
         result = simulate(problem, name, eta, args.rho, steps=args.steps, x0=np.ones(problem.dim),
                           progress=show_progress())
         for fraction, record in zip(fractions, result.to_records()):
             rows.append({"method": name, "eta*lam_max/2": float(fraction), **{k: record[k] for k in
                          ("eta", "rho", "status", "final_loss", "diverged_at")}})
     if not args.json:
-        usam_edge = 2 / (lam * (1 + args.rho * lam))
+        gd_edge = float(theory.gd_critical_learning_rate(lam))
+        usam_edge = float(theory.usam_critical_learning_rate(lam, args.rho))
         print(f"Quadratic with eigenvalues {problem.eigenvalues.tolist()}, rho = {args.rho}, {args.steps} steps, x0 = 1.")
-        print(f"GD is stable for eta < 2/lam_max = {2 / lam:.4g}; USAM for eta < 2/(lam_max(1+rho lam_max)) = {usam_edge:.4g}.")
+        print(f"GD is stable for eta < 2/lam_max = {gd_edge:.4g}; USAM for eta < 2/(lam_max(1+rho lam_max)) = {usam_edge:.4g}.")
     emit(rows, args.json)
     return 0

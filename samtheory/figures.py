@@ -1,6 +1,7 @@
-"""Figure registry and cache behind ``samtheory figures`` (private).
+"""Figure registry and cache behind ``samtheory figures``.
 
-Each figure is a script ``experiments/fig_<name>.py`` at the repository root exposing
+Each figure is a script ``experiments/fig_<name>.py`` of the clone the command runs in (found from the working
+directory or ``--root``: :mod:`samtheory.repository`) exposing
 
 - ``DESCRIPTION``: one line on what the figure shows (``samtheory figures --list``);
 - ``QUICK`` and ``FULL``: JSON-serializable parameter dicts (reduced grids for CI, the committed figure);
@@ -23,13 +24,10 @@ renamed over the old one (:func:`replacing`), so an interrupted run leaves the p
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import importlib.util
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,9 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+
+from . import repository
+from ._paths import replacing
 
 PREFIX = "fig_"
 _REQUIRED = ("DESCRIPTION", "QUICK", "FULL", "FIGSIZE", "compute", "plot")
@@ -58,30 +59,21 @@ _AVX2_KERNELS = {"OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", 
 _ENVIRONMENT_KEYS = (*_THREADS, *_AVX2_KERNELS, "NPY_DISABLE_CPU_FEATURES")
 
 
-def repository_root() -> Path:
-    """The folder above the ``samtheory`` package: the repository root for an editable install."""
-    import samtheory
-
-    return Path(samtheory.__file__).resolve().parents[1]
-
-
-def experiments_dir() -> Path:
-    """``experiments/`` beside the package, or a one-line ``ValueError`` when it is not there."""
-    path = repository_root() / "experiments"
-    if not path.is_dir():
-        raise ValueError(f"cannot find the figure scripts: {path} does not exist (the figures live in the "
-                         "repository's experiments/ folder; run from a clone installed with `pip install -e .`)")
-    return path
+def experiments_dir(root=None) -> Path:
+    """The figure scripts' folder, ``experiments/`` of the clone the command runs in (or of ``root``): see
+    :func:`samtheory.repository.find_root`; a one-line ``ValueError`` outside a clone."""
+    return repository.experiments_dir(root)
 
 
-def default_out_dir(quick: bool) -> Path:
-    """``figures/`` for the committed figures; quick figures go to the git-ignored cache folder instead."""
-    root = repository_root()
-    return root / "experiments" / "cache" / "quick-figures" if quick else root / "figures"
+def default_out_dir(quick: bool, root=None) -> Path:
+    """``figures/`` of the clone for the committed figures; quick figures go to its git-ignored cache folder."""
+    folder = repository.find_root(root)
+    return folder / "experiments" / "cache" / "quick-figures" if quick else folder / "figures"
 
 
-def default_cache_dir() -> Path:
-    return repository_root() / "experiments" / "cache"
+def default_cache_dir(root=None) -> Path:
+    """``experiments/cache/`` of the clone."""
+    return repository.find_root(root) / "experiments" / "cache"
 
 
 def figure_names(directory: Path | None = None) -> list[str]:
@@ -93,9 +85,6 @@ def figure_names(directory: Path | None = None) -> list[str]:
 def _scan(directory):
     directory = experiments_dir() if directory is None else Path(directory)
     return [p.stem[len(PREFIX):] for p in sorted(directory.glob(f"{PREFIX}*.py"))]
-
-
-_LOADED: dict[Path, ModuleType] = {}
 
 
 def load(name: str, directory: Path | None = None) -> ModuleType:
@@ -110,19 +99,12 @@ def load(name: str, directory: Path | None = None) -> ModuleType:
     if key not in known:
         shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
         raise ValueError(f"unknown figure {shown}; known figures: {', '.join(known) or 'none'}")
-    name = key
-    path = (directory / f"{PREFIX}{name}.py").resolve()
-    if path not in _LOADED:
-        spec = importlib.util.spec_from_file_location(f"samtheory_experiments.{PREFIX}{name}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
-        if missing:
-            raise ValueError(f"figure script {path.name} lacks {', '.join(missing)}")
-        module.NAME = name
-        _LOADED[path] = module
-    return _LOADED[path]
+    module = repository.load_file(directory / f"{PREFIX}{key}.py", f"{PREFIX}{key}")
+    missing = [attr for attr in _REQUIRED if not hasattr(module, attr)]
+    if missing:
+        raise ValueError(f"figure script {PREFIX}{key}.py lacks {', '.join(missing)}")
+    module.NAME = key
+    return module
 
 
 class FigureData(dict):
@@ -175,8 +157,8 @@ def numeric_environment() -> dict[str, str]:
 
     NumPy, OpenBLAS and torch choose their kernels for the CPU they run on, and the kernels round differently
     (measured: switching OpenBLAS from its SkylakeX to its Haswell kernels moves PEP worst cases by 5e-8
-    relative; NumPy's AVX-512 loops move two pixels of a PNG through matplotlib's log transforms; torch's AVX-512
-    and AVX2 kernels take a training run apart). Threads likewise: torch's reductions follow the thread count.
+    relative; NumPy's AVX-512 loops move two pixels of a PNG while plotting; torch's AVX-512 and AVX2 kernels
+    take a training run apart). Threads likewise: torch's reductions follow the thread count.
     This environment fixes one thread per library and, on an x86-64 CPU with AVX2 and FMA, the AVX2 kernels of
     every library (NumPy's dispatch targets above AVX2 off), so every such CPU runs the same instructions.
     Elsewhere (ARM, older x86) only the threads are fixed.
@@ -199,34 +181,6 @@ def numeric_environment() -> dict[str, str]:
 def _current_environment() -> str:
     """The values of the variables :func:`numeric_environment` sets, as this process has them (cache key)."""
     return _canonical({key: os.environ.get(key, "") for key in _ENVIRONMENT_KEYS})
-
-
-@contextlib.contextmanager
-def replacing(*paths):
-    """Write files atomically: yields one temporary path in the folder of each of ``paths``; when the block
-    ends without an exception, each temporary file is renamed over its path (``os.replace``), else removed.
-
-    Parameters
-    ----------
-    *paths : path-like
-        The files to write; their folders must exist.
-
-    Yields
-    ------
-    list of Path
-        The temporary paths to write to, in the order of ``paths`` (each ends in ``.partial`` plus the final
-        suffix, so writers that pick a format from the suffix see the right one).
-    """
-    paths = [Path(p) for p in paths]
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
-    temporary = [p.with_name(f".{p.stem}.{token}.partial{p.suffix}") for p in paths]
-    try:
-        yield temporary
-        for temp, path in zip(temporary, paths):
-            os.replace(temp, path)
-    finally:
-        for temp in temporary:
-            temp.unlink(missing_ok=True)
 
 
 def read_cache(path: Path, params: dict, source: str = "") -> FigureData | None:
@@ -358,7 +312,7 @@ def _run_in_worker(module, environment: dict, **options) -> FigureRun:
     env = {**os.environ, **environment}
     env.pop("NPY_ENABLE_CPU_FEATURES", None)  # would contradict NPY_DISABLE_CPU_FEATURES
     package_parent = str(Path(__file__).resolve().parents[1])
-    code = f"import sys; sys.path.insert(0, {package_parent!r}); from samtheory._figures import _worker; _worker()"
+    code = f"import sys; sys.path.insert(0, {package_parent!r}); from samtheory.figures import _worker; _worker()"
     with tempfile.TemporaryDirectory(prefix="samtheory-figure-") as scratch:
         request["reply"] = str(Path(scratch) / "reply.json")
         with subprocess.Popen([sys.executable, "-c", code, json.dumps(request)], env=env) as worker:
@@ -413,9 +367,3 @@ def progress(iterable, desc: str, **kwargs):
     return tqdm(iterable, desc=desc, leave=False, disable=None, **kwargs)
 
 
-def run_as_script(file: str) -> int:
-    """``python experiments/fig_<name>.py [--quick] [--out DIR] [--force]``: ``samtheory figures <name> ...``."""
-    from samtheory.cli import main
-
-    name = Path(file).stem[len(PREFIX):]
-    return main(["figures", name, *sys.argv[1:]])
