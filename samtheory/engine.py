@@ -23,6 +23,7 @@ _MINIBATCH_STREAM = 0x5A4D  # second word of the minibatch generator's seed; x0 
 
 
 def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=None, adaptive: bool = False,
+             adaptive_eta: float = 0.0, ascent_groups: int = 1,
              truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              workers: int | None = None, progress: bool = False, momentum=0.0, nesterov: bool = False,
@@ -82,6 +83,13 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         Initial point(s): None, shape ``(d,)`` or broadcastable to ``S + (d,)``; finite.
     adaptive : bool, optional
         ASAM's scale-invariant ascent T = |x| (docs/theory.md §2); default False. Not with ``basis="eigen"``.
+    adaptive_eta : float, optional
+        η_ASAM >= 0 of the official ASAM code: T = |x| + η_ASAM with ``adaptive`` (default 0: T = |x|).
+    ascent_groups : int, optional
+        m-sharpness, k >= 1 (default 1): the step's minibatch (or, without ``batch_size``, the whole finite
+        sum, in k contiguous blocks) is split into k equal groups; each takes the method's step with its own
+        gradients, and the k descent steps are averaged (the ``ascent_mode="per_replica"`` of the torch
+        optimizer on k replicas). Needs a finite-sum problem whose size divides by k.
     truncate : bool, optional
         Truncate the renormalization factor to min(1, γ) (StableSAM methods only); default False.
     batch_size : int or None, optional
@@ -136,6 +144,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     divergence_factor = check.as_divergence_factor("divergence_factor", divergence_factor)
     check.choice("basis", basis, ("auto", "eigen", "dense"))
     adaptive = check.as_bool("adaptive", adaptive)
+    adaptive_eta = float(check.as_float_array("adaptive_eta", adaptive_eta, nonnegative=True))
+    ascent_groups = check.as_positive_int("ascent_groups", ascent_groups)
     truncate = check.as_bool("truncate", truncate)
     record_iterates = check.as_bool("record_iterates", record_iterates)
     if record_iterates and not record_every:
@@ -160,6 +170,12 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         batch_size = check.as_positive_int("batch_size", batch_size)
         if batch_size > problem.n_samples:
             raise ValueError(f"batch_size must be <= n_samples = {problem.n_samples}, got {batch_size}")
+    if ascent_groups > 1:
+        if problem.n_samples is None:
+            raise ValueError(f"ascent_groups > 1 needs a finite-sum problem, got {type(problem).__name__}")
+        size = problem.n_samples if batch_size is None else batch_size
+        if size % ascent_groups:
+            raise ValueError(f"ascent_groups must divide the batch ({size} samples), got {ascent_groups}")
     if chunk_size is not None:
         chunk_size = check.as_positive_int("chunk_size", chunk_size)
     workers = _available_cores() if workers is None else check.as_positive_int("workers", workers)
@@ -179,6 +195,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         raise ValueError(f"basis='eigen' needs a Quadratic problem, got {type(problem).__name__}")
 
     options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+    if adaptive_eta:
+        options["adaptive_eta"] = adaptive_eta
     if record_every:
         options["diagnostics"] = True
     out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None,
@@ -201,7 +219,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     def run(rows):
         with np.errstate(all="ignore"):  # thread-local: entered in each worker
             _run_chunk(inner, rule, rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
-                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out,
+                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups,
                        None if base is None else base.take(rows), None if constant else factors)
 
     workers = min(workers, len(chunks))
@@ -221,6 +239,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
         history=out.history(shape, from_inner), options={**options, "batch_size": batch_size, "basis": basis,
                                              "divergence_factor": divergence_factor,
+                                             "ascent_groups": ascent_groups,
                                              "momentum": momentum.copy(), "nesterov": nesterov,
                                              "weight_decay": weight_decay.copy(),
                                              "decoupled_weight_decay": decoupled_weight_decay.copy(),
@@ -314,6 +333,16 @@ def _forward_fill(values):
         values[slot, missing] = values[slot - 1, missing]
 
 
+def _grouped_step(problem, rule, x, batch, groups, eta, rho, options) -> Step:
+    """m-sharpness: the rule's step on each of ``groups`` equal parts of ``batch``, the descents averaged."""
+    parts = np.split(np.arange(problem.n_samples) if batch is None else batch, groups)
+    steps = [rule(x, problem.gradient_oracle(part), eta, rho, **options) for part in parts]
+    new_x = np.mean([step.x for step in steps], axis=0)
+    grad_norm = _row_norm(problem.gradient_oracle(batch)(x))  # ‖g(x)‖ of the whole batch, for divergence
+    fields = [None if steps[0][i] is None else np.mean([step[i] for step in steps], axis=0) for i in (2, 3)]
+    return Step(new_x, grad_norm, *fields)
+
+
 class _BaseOptimizer:
     """Per-row hyperparameters of the base optimizer, shape (B, 1), and its velocity in the units of a step.
 
@@ -347,7 +376,7 @@ class _BaseOptimizer:
 
 
 def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
-               base=None, factors=None):
+               ascent_groups=1, base=None, factors=None):
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
@@ -359,10 +388,12 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
     record_every = out.record_every
     alive, previous = rows, x
     for t in range(steps):
-        gradient = full_gradient if sampler is None else problem.gradient_oracle(
-            sampler.choice(problem.n_samples, size=batch_size, replace=False))
+        batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
         eta_t = eta if factors is None else eta * factors[t]
-        step = rule(x, gradient, eta_t, rho, **options)
+        if ascent_groups > 1:
+            step = _grouped_step(problem, rule, x, batch, ascent_groups, eta_t, rho, options)
+        else:
+            step = rule(x, full_gradient if batch is None else problem.gradient_oracle(batch), eta_t, rho, **options)
         if not isinstance(step, Step) or step.grad_norm is None:
             raise ValueError(f"an update rule must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
         if record_every and t % record_every == 0:

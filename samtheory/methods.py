@@ -98,10 +98,10 @@ def _gradient_descent(x, grad, eta, rho=0.0, **options) -> Step:
 
 
 def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, adaptive: bool = False,
-                    truncate: bool = False, diagnostics: bool = False) -> Step:
+                    adaptive_eta: float = 0.0, truncate: bool = False, diagnostics: bool = False) -> Step:
     r"""The SAM family in one rule: ascent to y = x + ε, then x ← x − η γ g(y).
 
-    ε = ρ g/‖g‖ (``normalize``) or ρ g; with ``adaptive``, T = |x| and ε = ρ T² g/‖T g‖ or ρ T² g.
+    ε = ρ g/‖g‖ (``normalize``) or ρ g; with ``adaptive``, T = |x| + η_ASAM and ε = ρ T² g/‖T g‖ or ρ T² g.
     γ = ‖g(x)‖/‖g(y)‖ (``renormalize``; with ``adaptive`` the norms are weighted, ‖T(x) g(x)‖/‖T(y) g(y)‖),
     truncated to min(1, γ) with ``truncate``; γ = 1 otherwise. A zero norm gives ε = 0 and γ = 1.
 
@@ -118,7 +118,9 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     renormalize : bool
         Descend along γ g(y) with γ = ‖g(x)‖/‖g(y)‖ (StableSAM) rather than g(y).
     adaptive : bool, optional
-        ASAM's weighting T = |x| of the ascent and of γ's norms (default False).
+        ASAM's weighting T = |x| + η_ASAM of the ascent and of γ's norms (default False).
+    adaptive_eta : float, optional
+        η_ASAM >= 0 (default 0, the StableSAM code's T = |x|; the official ASAM code uses 0.01).
     truncate : bool, optional
         Use min(1, γ) (only with ``renormalize``; default False).
     diagnostics : bool, optional
@@ -133,9 +135,10 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     g = grad(x)
     grad_norm = _row_norm(g)
     if adaptive:
-        weighted = np.abs(x) * g
+        scaling = np.abs(x) + adaptive_eta if adaptive_eta else np.abs(x)
+        weighted = scaling * g
         weighted_norm = _row_norm(weighted)
-        ascent = np.abs(x) * weighted
+        ascent = scaling * weighted
         ascent_norm = weighted_norm
     else:
         ascent, ascent_norm = g, grad_norm
@@ -157,7 +160,8 @@ def sharpness_aware(x, grad, eta, rho, *, normalize: bool, renormalize: bool, ad
     gamma = None
     if renormalize:
         if adaptive:
-            gamma = _safe_ratio(weighted_norm, _row_norm(np.abs(y) * gy), 1.0)
+            scaling_y = np.abs(y) + adaptive_eta if adaptive_eta else np.abs(y)
+            gamma = _safe_ratio(weighted_norm, _row_norm(scaling_y * gy), 1.0)
         else:
             gamma = _safe_ratio(grad_norm, ascent_grad_norm, 1.0)
         if truncate:

@@ -255,7 +255,8 @@ def test_state_dict_round_trip_resumes_exactly():
                      momentum=0.9)
     _train(a, loss_a, 3)
     checkpoint = copy.deepcopy(a.state_dict())
-    assert checkpoint["sam"] == {"method": "ssam", "truncate": True, "diagnostics": False}
+    assert checkpoint["sam"] == {"method": "ssam", "truncate": True, "diagnostics": False, "ascent_mode": "global",
+                                 "max_grad_norm": None}
     model_b, loss_b = _problem()
     model_b.load_state_dict(model_a.state_dict())
     b = SAMOptimizer(model_b.parameters(), torch.optim.SGD, method="sam", rho=0.7, lr=1.0, momentum=0.9)

@@ -8,6 +8,10 @@ from ``seed``, so the result is reproducible.
 ``params`` is one tensor or an iterable of real floating-point tensors (a complex one is refused). A loss whose
 gradient does not depend on them has H = 0, and λ_max = 0.0. A non-finite loss, vector or Hessian-vector product
 raises a ``ValueError`` (never a NaN result, an ARPACK error or a RuntimeWarning).
+
+Beyond the top eigenvalue: :func:`hessian_trace` (Hutchinson's estimator with Rademacher probes) and
+:func:`hessian_spectral_density` (stochastic Lanczos quadrature, Ubaru, Chen & Saad 2017; as PyHessian computes
+it, Yao et al. 2020), both checked on quadratics whose Hessian is known exactly (tests/test_torch_hessian_density.py).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 
 from .. import _validation as check
 
-__all__ = ["hessian_vector_product", "top_hessian_eigenvalue"]
+__all__ = ["hessian_vector_product", "top_hessian_eigenvalue", "hessian_trace", "hessian_spectral_density"]
 
 
 def _parameters(params) -> list[torch.Tensor]:
@@ -187,3 +191,98 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable
             return rayleigh
         estimate = rayleigh
     return estimate
+
+
+def _probes(n: int, probes: int, seed: int) -> np.ndarray:
+    """``probes`` Rademacher vectors (entries ±1) of length n, reproducibly from ``seed``."""
+    return np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=(probes, n))
+
+
+def hessian_trace(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor], *, probes: int = 100,
+                  seed: int = 0) -> tuple[float, float]:
+    r"""Hutchinson's estimate of tr(H) = E[vᵀ H v] over Rademacher vectors v, and its standard error.
+
+    Exact (any ``probes``) when H is diagonal, since v_i² = 1; otherwise the variance of one probe is
+    2 Σ_{i≠j} H_ij².
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn() -> Tensor``, a scalar loss built from ``params``.
+    params : iterable of Tensor
+        The parameters; those with ``requires_grad=False`` are left out (at least one must remain).
+    probes : int, optional
+        Number of probe vectors, >= 1 (default 100).
+    seed : int, optional
+        Non-negative seed of the probes (default 0).
+
+    Returns
+    -------
+    (float, float)
+        The estimate and its standard error (0.0 for a single probe).
+    """
+    probes = check.as_positive_int("probes", probes)
+    seed = int(check.as_seed_array("seed", seed))
+    operator = _HessianOperator(loss_fn, _parameters(params))
+    samples = np.array([v @ operator(v) for v in _probes(operator.dim, probes, seed)])
+    error = float(samples.std(ddof=1) / np.sqrt(probes)) if probes > 1 else 0.0
+    return float(samples.mean()), error
+
+
+def hessian_spectral_density(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.Tensor], *,
+                             steps: int = 80, probes: int = 1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    r"""The spectral density of H by stochastic Lanczos quadrature: Ritz values θ and weights w with
+    Σ w = 1, such that Σ_k w_k f(θ_k) ≈ tr f(H) / n (one Gauss quadrature per probe, averaged).
+
+    ``steps`` Lanczos steps per probe, with full reorthogonalization (at most n; with n steps the nodes are
+    H's eigenvalues). Smooth the result with a Gaussian kernel to plot a density.
+
+    Parameters
+    ----------
+    loss_fn : callable
+        ``loss_fn() -> Tensor``, a scalar loss built from ``params``.
+    params : iterable of Tensor
+        The parameters; those with ``requires_grad=False`` are left out (at least one must remain).
+    steps : int, optional
+        Lanczos steps per probe, >= 1 (default 80; capped at n).
+    probes : int, optional
+        Number of Rademacher start vectors, >= 1 (default 1).
+    seed : int, optional
+        Non-negative seed of the probes (default 0).
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        The nodes θ (ascending) and their weights w (summing to 1), each of length <= ``probes · steps``.
+    """
+    from scipy.linalg import eigh_tridiagonal
+
+    steps = check.as_positive_int("steps", steps)
+    probes = check.as_positive_int("probes", probes)
+    seed = int(check.as_seed_array("seed", seed))
+    operator = _HessianOperator(loss_fn, _parameters(params))
+    n = operator.dim
+    steps = min(steps, n)
+    nodes, weights = [], []
+    for start in _probes(n, probes, seed):
+        basis = np.zeros((steps, n))
+        basis[0] = start / np.linalg.norm(start)
+        alpha, beta = [], []
+        for j in range(steps):
+            w = operator(basis[j])
+            alpha.append(float(basis[j] @ w))
+            w -= basis[:j + 1].T @ (basis[:j + 1] @ w)  # full reorthogonalization, twice for stability
+            w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
+            if j + 1 == steps:
+                break
+            norm = float(np.linalg.norm(w))
+            if norm <= 1e-12 * max(1.0, abs(alpha[-1])):  # an invariant subspace: the quadrature is exact
+                break
+            beta.append(norm)
+            basis[j + 1] = w / norm
+        theta, vectors = eigh_tridiagonal(np.array(alpha), np.array(beta[:len(alpha) - 1]))
+        nodes.append(theta)
+        weights.append(vectors[0] ** 2 / probes)
+    nodes, weights = np.concatenate(nodes), np.concatenate(weights)
+    order = np.argsort(nodes, kind="stable")
+    return nodes[order], weights[order]

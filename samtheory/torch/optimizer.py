@@ -12,8 +12,9 @@ method     ascent point y = x + ε                  gradient handed to the base 
 ``susam``  ε = ρ g                                 γ g(y),  γ = ‖g(x)‖/‖g(y)‖
 =========  =====================================  ====================================
 
-``adaptive`` (ASAM, Kwon et al. 2021; T(x) = |x|): ε = ρ T² g/‖T g‖ or ρ T² g, and γ = ‖T(x) g(x)‖/‖T(y) g(y)‖
-(the official StableSAM code's convention). ``truncate``: γ ← min(1, γ). A zero norm gives ε = 0 and γ = 1.
+``adaptive`` (ASAM, Kwon et al. 2021; T(x) = |x| + η_ASAM with the group's ``adaptive_eta``, default 0 as in the
+official StableSAM code; the official ASAM code uses 0.01 and scales weights only, see :func:`asam_param_groups`):
+ε = ρ T² g/‖T g‖ or ρ T² g, and γ = ‖T(x) g(x)‖/‖T(y) g(y)‖ (the official StableSAM code's convention). ``truncate``: γ ← min(1, γ). A zero norm gives ε = 0 and γ = 1.
 Norms are global over all parameters (all groups), accumulated in float32 at least, and stay on the device. They
 neither overflow nor underflow: gradients far from 1 (beyond 2^±40 in float32, 2^±400 in float64) are scaled by an
 exact power of two first, as :mod:`samtheory.methods` scales its row norms, so a float32 gradient of 1e30 or 1e-30
@@ -22,11 +23,29 @@ The base optimizer then applies its own rule (momentum, weight decay, Adam momen
 the restored point x, as in the official code. With plain SGD the iterates equal :mod:`samtheory.methods`'
 (tests/test_torch_equivalence.py).
 
+Training-loop integration (tests/test_torch_training.py; README "PyTorch"):
+
+- **DDP.** ``ascent_mode="global"`` (default): let DDP all-reduce both passes; the step equals one process on the
+  concatenated batch. ``"per_replica"`` (m-sharpness): run both passes under ``model.no_sync()``; each rank ascends
+  with its own gradient, takes its own γ, and the optimizer all-reduces (averages) the descent gradients γ_r g_r(y_r),
+  so the ranks stay bit-identical (``samtheory.simulate(..., ascent_groups=k)`` is the NumPy twin).
+- **AMP.** Pass ``grad_scaler=scaler``: both gradients are unscaled once each; an inf/NaN at x or at y restores x,
+  skips the base step and is recorded in the scaler, so ``scaler.update()`` backs off. Use ``scaler.step(opt,
+  closure)`` or ``first_step``, ``scaler.step(opt)`` (or ``second_step()``), then ``scaler.update()``.
+- **BatchNorm.** ``model=`` makes ``step(closure)`` run the pass at y under :func:`frozen_running_stats`, so
+  running statistics are updated once per step, at x; in the two-half style, wrap the second pass yourself.
+- **Clipping.** γ rescales g(y) back to ‖g(x)‖, so clipping g(y) before ``second_step`` does nothing for
+  ssam/susam: pass ``max_grad_norm`` instead, which clips the final descent gradient (after γ, after the DDP
+  average) by its global norm. Clipping g(x) before ``first_step`` changes only the unnormalized ascents.
+- **torch.compile.** The state of a half-finished step lives in a dict and in tensors, never in attributes
+  assigned during a step, so ``torch.compile(opt.first_step)`` and ``torch.compile(opt.step)`` keep it.
+
 References: Foret et al. (2021); Andriushchenko & Flammarion (2022); Tan et al., arXiv 2401.07250 (JMLR 2025).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import reprlib
@@ -38,7 +57,7 @@ import torch
 from .. import _validation as check
 from ..methods import BUILTIN_METHODS, METHODS, MethodSpec
 
-__all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES"]
+__all__ = ["SAMOptimizer", "StepStats", "METHOD_NAMES", "frozen_running_stats", "asam_param_groups"]
 
 #: The built-in method names (any registered method of known structure is accepted too).
 METHOD_NAMES = BUILTIN_METHODS
@@ -223,6 +242,60 @@ def _scale_(tensors: list[torch.Tensor], factor: torch.Tensor) -> None:
         torch._foreach_mul_([tensors[i] for i in indices], factor.to(device))
 
 
+_NORMALIZATION_LAYERS = (torch.nn.modules.batchnorm._BatchNorm,)
+
+
+@contextlib.contextmanager
+def frozen_running_stats(module: torch.nn.Module):
+    """Within the block, the BatchNorm layers of ``module`` normalize by the batch's statistics (in training mode,
+    as usual) but update neither their running statistics nor ``num_batches_tracked``: the pass at the ascent
+    point y then leaves them as the pass at x set them.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model (or any module containing BatchNorm layers, SyncBatchNorm included).
+    """
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"module must be a torch.nn.Module, got {reprlib.repr(module)}")
+    layers = [m for m in module.modules() if isinstance(m, _NORMALIZATION_LAYERS) and m.track_running_stats]
+    for layer in layers:
+        layer.track_running_stats = False  # training mode then uses batch statistics and updates nothing
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.track_running_stats = True
+
+
+def asam_param_groups(model: torch.nn.Module, eta: float = 0.01) -> list[dict]:
+    """Param groups for the official ASAM convention: T = |w| + η on parameters whose name contains ``weight``,
+    T = 1 (no adaptive scaling) on the others (biases).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model whose ``named_parameters()`` are split.
+    eta : float, optional
+        η_ASAM, >= 0 (default 0.01, the official ASAM code's).
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": weights, "adaptive": True, "adaptive_eta": eta}, {"params": others, "adaptive": False}]``,
+        without empty groups.
+    """
+    eta = float(_nonnegative_number("eta", eta))
+    weights, others = [], []
+    for name, parameter in model.named_parameters():
+        (weights if "weight" in name else others).append(parameter)
+    groups = [{"params": weights, "adaptive": True, "adaptive_eta": eta}, {"params": others, "adaptive": False}]
+    return [group for group in groups if group["params"]]
+
+
+_ASCENT_MODES = ("global", "per_replica")
+
+
 class SAMOptimizer(torch.optim.Optimizer):
     r"""Sharpness-aware wrapper: ascent to y = x + ε, descent gradient g(y) (or γ g(y)) for the base optimizer.
 
@@ -259,21 +332,56 @@ class SAMOptimizer(torch.optim.Optimizer):
         Default radius of the param groups, >= 0 (default 0.05).
     adaptive : bool, optional
         Default ASAM ascent of the param groups (default False).
+    adaptive_eta : float, optional
+        Default η_ASAM of the param groups, >= 0: T = |w| + η_ASAM (default 0, the StableSAM code's T = |w|).
     truncate : bool, optional
         Use min(1, γ) (default False).
     diagnostics : bool, optional
         Compute ‖g(x)‖ and ‖g(y)‖ at every step for :attr:`last_stats` (default False).
+    ascent_mode : {"global", "per_replica"}, optional
+        Under ``torch.distributed``: ``"global"`` (default), gradients all-reduced in both passes (plain DDP);
+        ``"per_replica"``, both passes local (``no_sync``) and the descent gradients averaged by the optimizer.
+    process_group : optional
+        The ``torch.distributed`` process group of ``"per_replica"`` (default: the world).
+    grad_scaler : torch.amp.GradScaler or None, optional
+        The scaler of a float16 AMP loop (default None).
+    max_grad_norm : float or None, optional
+        Clip the final descent gradient to this global norm, > 0 (default None: no clipping).
+    model : torch.nn.Module or None, optional
+        Run the closure's pass at y under :func:`frozen_running_stats` (default None).
     **base_kwargs
         Passed to ``base_optimizer`` (``lr``, ``momentum``, ...); ``ValueError`` if it rejects them.
     """
 
     def __init__(self, params, base_optimizer=None, *, method: str = "ssam", rho: float = 0.05,
-                 adaptive: bool = False, truncate: bool = False, diagnostics: bool = False, **base_kwargs):
+                 adaptive: bool = False, adaptive_eta: float = 0.0, truncate: bool = False,
+                 diagnostics: bool = False, ascent_mode: str = "global", process_group=None, grad_scaler=None,
+                 max_grad_norm: float | None = None, model: torch.nn.Module | None = None, **base_kwargs):
+        if "stable" in base_kwargs:  # the official StableSAM code's switch
+            raise ValueError(f"stable={base_kwargs['stable']!r} is the official StableSAM code's switch; here the "
+                             "method says it: method='ssam' (normalized ascent) or method='susam' (unnormalized)")
         self._spec = _method(method)
         self.method = self._spec.name
         self.truncate = _flag("truncate", truncate)
         self.diagnostics = _flag("diagnostics", diagnostics)
-        defaults = {"rho": _rho(rho), "adaptive": _flag("adaptive", adaptive)}
+        if ascent_mode not in _ASCENT_MODES:
+            raise ValueError(f"ascent_mode must be 'global' or 'per_replica', got {reprlib.repr(ascent_mode)}")
+        self.ascent_mode = ascent_mode
+        self.process_group = process_group
+        if grad_scaler is not None and not isinstance(grad_scaler, torch.amp.GradScaler):
+            raise TypeError(f"grad_scaler must be a torch.amp.GradScaler, got {reprlib.repr(grad_scaler)}")
+        self.grad_scaler = grad_scaler
+        if max_grad_norm is not None:
+            _nonnegative_number("max_grad_norm", max_grad_norm)
+            if float(max_grad_norm) <= 0:
+                raise ValueError(f"max_grad_norm must be > 0 (or None), got {max_grad_norm!r}")
+            max_grad_norm = float(max_grad_norm)
+        self.max_grad_norm = max_grad_norm
+        if model is not None and not isinstance(model, torch.nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {reprlib.repr(model)}")
+        self.model = model
+        defaults = {"rho": _rho(rho), "adaptive": _flag("adaptive", adaptive),
+                    "adaptive_eta": float(_nonnegative_number("adaptive_eta", adaptive_eta))}
         if "lr" in base_kwargs:
             _nonnegative_number("lr", base_kwargs["lr"])
         if isinstance(params, torch.optim.Optimizer):
@@ -304,21 +412,44 @@ class SAMOptimizer(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):
             self._check_group(group, index)
             self._check_params(group, index)
-        self.last_stats = StepStats(None, None, None)
-        self._saved: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
-        self._buffers: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])  # reused copies of x
-        self._ascent_numerator: tuple[torch.Tensor, torch.Tensor] | None = None  # (value, exponent) of a _Norm
+        # Everything a step changes lives in this dict (mutated in place, never reassigned): torch.compile keeps
+        # in-place changes of a dict, but drops attribute assignments on an optimizer that defines __getstate__.
+        self._step = self._fresh_step_state()
+
+    @staticmethod
+    def _fresh_step_state() -> dict:
+        return {"saved": None,  # (params, copies of x) between first_step and second_step
+                "buffers": ([], []),  # reused copies of x
+                "numerator": None,  # (value, exponent) of the _Norm of γ's numerator
+                "stats": StepStats(None, None, None),
+                "skip": False,  # an inf/NaN gradient at x under AMP: the step is skipped
+                "skipped": False,  # whether the last step was skipped
+                "consumed": None}  # the gradients the last step left behind (tensor, version)
+
+    @property
+    def last_stats(self) -> StepStats:
+        """The last step's :class:`StepStats`."""
+        return self._step["stats"]
+
+    @property
+    def last_step_skipped(self) -> bool:
+        """Whether the last step was skipped (an inf or NaN gradient under ``grad_scaler``)."""
+        return self._step["skipped"]
 
     def __getstate__(self) -> dict:
         """For copy.deepcopy and pickle: torch.optim.Optimizer keeps only defaults, state and param_groups."""
         state = super().__getstate__()
         state.update(base_optimizer=self.base_optimizer, method=self.method, _spec=self._spec,
-                     truncate=self.truncate, diagnostics=self.diagnostics, last_stats=self.last_stats)
+                     truncate=self.truncate, diagnostics=self.diagnostics, ascent_mode=self.ascent_mode,
+                     process_group=None, grad_scaler=self.grad_scaler, max_grad_norm=self.max_grad_norm,
+                     model=self.model, _stats=self.last_stats)
         return state
 
     def __setstate__(self, state: dict) -> None:
+        stats = state.pop("_stats", StepStats(None, None, None))
         super().__setstate__(state)
-        self._saved, self._buffers, self._ascent_numerator = None, ([], []), None  # not in the middle of a step
+        self._step = self._fresh_step_state()  # not in the middle of a step
+        self._step["stats"] = stats
 
     def _check_group(self, group: dict, index: int) -> None:
         """Set and check the SAM hyperparameters of param group ``index``, check its ``lr``, and refuse NaN in any
@@ -326,6 +457,8 @@ class SAMOptimizer(torch.optim.Optimizer):
         where = f" (param group {index})"
         group["rho"] = _rho(group.get("rho", self.defaults["rho"]), where)
         group["adaptive"] = _flag("adaptive", group.get("adaptive", self.defaults["adaptive"]))
+        group["adaptive_eta"] = float(_nonnegative_number(
+            "adaptive_eta", group.get("adaptive_eta", self.defaults.get("adaptive_eta", 0.0)), where))
         if "lr" in group:
             _nonnegative_number("lr", group["lr"], where)
         for key, value in group.items():
@@ -360,38 +493,123 @@ class SAMOptimizer(torch.optim.Optimizer):
         return [(group, [p for p in group["params"] if p.grad is not None]) for group in self.param_groups]
 
     @staticmethod
-    def _weighted(groups) -> list[torch.Tensor]:
-        """T ⊙ g for every parameter with a gradient: T = |p| in adaptive groups, 1 elsewhere."""
-        return [torch.abs(p) * p.grad if group["adaptive"] else p.grad for group, params in groups for p in params]
+    def _scaling(group: dict, p: torch.Tensor) -> torch.Tensor:
+        """ASAM's T = |p| + η_ASAM (a new tensor)."""
+        eta = group["adaptive_eta"]
+        return torch.abs(p).add_(eta) if eta else torch.abs(p)
+
+    @classmethod
+    def _weighted(cls, groups) -> list[torch.Tensor]:
+        """T ⊙ g for every parameter with a gradient: T = |p| + η_ASAM in adaptive groups, 1 elsewhere."""
+        return [cls._scaling(group, p) * p.grad if group["adaptive"] else p.grad
+                for group, params in groups for p in params]
 
     def _save(self, params: list[torch.Tensor]) -> None:
         """Copy x into buffers kept from step to step (one foreach copy, no allocation once warm)."""
-        cached, buffers = self._buffers
+        cached, buffers = self._step["buffers"]
         if len(cached) != len(params) or any(a is not b for a, b in zip(cached, params)) or any(
                 b.shape != p.shape or b.dtype != p.dtype or b.device != p.device for b, p in zip(buffers, params)):
             buffers = [torch.empty_like(p) for p in params]
-            self._buffers = (params, buffers)
+            self._step["buffers"] = (params, buffers)
         torch._foreach_copy_(buffers, params)
-        self._saved = (params, buffers)
+        self._step["saved"] = (params, buffers)
 
     def _restore(self) -> None:
         """Put the parameters back at x and forget the half-finished step."""
-        if self._saved is not None and self._saved[0]:
-            torch._foreach_copy_(*self._saved)
-        self._saved, self._ascent_numerator = None, None
+        saved = self._step["saved"]
+        if saved is not None and saved[0]:
+            torch._foreach_copy_(*saved)
+        self._step.update(saved=None, numerator=None, skip=False)
+
+    # -- AMP and DDP ---------------------------------------------------------------------------------------------
+
+    def _scaler_state(self) -> dict | None:
+        """The GradScaler's record of this optimizer, or None without an enabled scaler."""
+        scaler = self.grad_scaler
+        if scaler is None or not scaler.is_enabled():
+            return None
+        # GradScaler keeps per-optimizer inf checks in this (private, stable since torch 1.6) dict; update() reads
+        # it, so writing our checks of both gradients there is what makes the scaler back off after a skip.
+        return scaler._per_optimizer_states[id(self)]
+
+    def _unscale(self, grads: list[torch.Tensor], present: bool) -> bool:
+        """Unscale ``grads`` in place by the scaler's 1/S (unless the user's ``scaler.unscale_(opt)`` already did,
+        for the gradients ``present`` at the call) and say whether one of them is inf or NaN (one host read)."""
+        state = self._scaler_state()
+        if state is None or not grads:
+            return False
+        from torch.amp.grad_scaler import OptState
+        scale = self.grad_scaler._scale
+        found = torch.zeros((), dtype=torch.float32, device=scale.device)
+        if present and state["stage"] is OptState.UNSCALED:
+            found = torch.stack([(~torch.isfinite(g)).any() for g in grads]).any().to(found)
+        else:
+            inverse = scale.double().reciprocal().float()  # as GradScaler.unscale_ computes it
+            for device, indices in _by_device(grads).items():
+                for dtype in {grads[i].dtype for i in indices}:
+                    group = [grads[i] for i in indices if grads[i].dtype == dtype]
+                    found_here = torch.zeros((), dtype=torch.float32, device=device)
+                    torch._amp_foreach_non_finite_check_and_unscale_(group, found_here, inverse.to(device))
+                    found = found + found_here.to(found.device)
+        if self.ascent_mode == "per_replica":  # every rank must skip together
+            found = self._all_reduce(found, torch.distributed.ReduceOp.MAX)
+        return bool(found.item())
+
+    def _record_inf(self, found: bool) -> None:
+        """Tell the scaler whether this step met an inf/NaN, so that ``scaler.update()`` follows."""
+        state = self._scaler_state()
+        if state is None:
+            return
+        scale = self.grad_scaler._scale
+        checks = state["found_inf_per_device"]
+        previous = checks.get(scale.device, torch.zeros((), dtype=torch.float32, device=scale.device))
+        checks[scale.device] = previous + float(found)
+
+    def _distributed(self) -> bool:
+        return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+    def _all_reduce(self, tensor: torch.Tensor, op) -> torch.Tensor:
+        if self._distributed():
+            torch.distributed.all_reduce(tensor, op=op, group=self.process_group)
+        return tensor
+
+    def _average_over_replicas(self, grads: list[torch.Tensor]) -> None:
+        """grads ← the mean over the replicas of grads (per_replica mode), as one flat all-reduce."""
+        if not grads or not self._distributed():
+            return
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        torch.distributed.all_reduce(flat, group=self.process_group)
+        flat.div_(torch.distributed.get_world_size(self.process_group))
+        for g, piece in zip(grads, flat.split([g.numel() for g in grads])):
+            g.copy_(piece.view_as(g))
+
+    def _clip(self, grads: list[torch.Tensor]) -> None:
+        """Scale the descent gradient down to ‖·‖ <= max_grad_norm (torch.nn.utils.clip_grad_norm_'s rule)."""
+        if self.max_grad_norm is None or not grads:
+            return
+        norm = _global_norm(grads, _accumulation_dtype(grads)).norm()
+        factor = torch.clamp(self.max_grad_norm / (norm + 1e-6), max=1.0).nan_to_num_(1.0, 1.0)
+        _scale_(grads, factor)
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Move every parameter with a gradient to the ascent point y = x + ε, remembering x."""
         _flag("zero_grad", zero_grad)
+        if self._step["saved"] is not None:
+            raise ValueError("first_step() was called twice: call second_step() (after the backward pass at the "
+                             "ascent point) before the next first_step()")
         groups = self._with_grad()
         params = [p for _, ps in groups for p in ps]
-        self._saved, self._ascent_numerator = None, None
+        self._step.update(numerator=None, skip=False)
         if not params:
-            self.last_stats = StepStats(None, None, None)
-            self._saved = ([], [])
+            self._step.update(stats=StepStats(None, None, None), saved=([], []))
             return
         grads = [p.grad for p in params]
+        if self._unscale(grads, present=True):  # AMP: an inf/NaN at x, the step will be skipped
+            self._step.update(stats=StepStats(None, None, None), saved=([], []), skip=True)
+            if zero_grad:
+                self.zero_grad()
+            return
         dtype = _accumulation_dtype(grads)
         any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
         normalize, renormalize = self._spec.normalized, self._spec.renormalized
@@ -400,8 +618,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             grad_norm = _global_norm(grads, dtype)
         grad_norm_value = None if grad_norm is None else grad_norm.norm()
         if not self._spec.ascent:
-            self.last_stats = StepStats(grad_norm_value, grad_norm_value, None)
-            self._saved = ([], [])
+            self._step.update(stats=StepStats(grad_norm_value, grad_norm_value, None), saved=([], []))
             if zero_grad:
                 self.zero_grad()
             return
@@ -409,8 +626,8 @@ class SAMOptimizer(torch.optim.Optimizer):
         ascent_norm = _global_norm(weighted, dtype) if any_adaptive and (normalize or renormalize) else grad_norm
         del grad_norm  # its scaled copies, unless they are the ascent's
         if ascent_norm is not None:
-            self._ascent_numerator = (ascent_norm.value, ascent_norm.exponent)
-        self.last_stats = StepStats(grad_norm_value, None, None)
+            self._step["numerator"] = (ascent_norm.value, ascent_norm.exponent)
+        self._step["stats"] = StepStats(grad_norm_value, None, None)
         # Normalized: ε = (T ⊙ (T ⊙ g) 2^-k) · ρ/‖(T ⊙ g) 2^-k‖, with the norm's scaled copies, so that neither
         # factor overflows nor underflows; the product rounds as the NumPy reference's T ⊙ (T ⊙ g) · ρ/‖T ⊙ g‖.
         directions = ascent_norm.scaled if normalize else weighted
@@ -423,9 +640,10 @@ class SAMOptimizer(torch.optim.Optimizer):
                     continue
                 chunk = directions[offset:offset + len(ps)]
                 offset += len(ps)
-                ascent = torch._foreach_mul([torch.abs(p) for p in ps], chunk) if group["adaptive"] else chunk
+                ascent = (torch._foreach_mul([self._scaling(group, p) for p in ps], chunk) if group["adaptive"]
+                          else chunk)
                 if normalize:  # ascent holds new tensors: scale them in place, by 0 where the norm is 0
-                    value = self._ascent_numerator[0]
+                    value = self._step["numerator"][0]
                     _scale_(ascent, torch.full_like(value, group["rho"]).div_(value).nan_to_num_(0.0, 0.0))
                 else:
                     ascent = torch._foreach_mul(ascent, group["rho"])
@@ -440,13 +658,24 @@ class SAMOptimizer(torch.optim.Optimizer):
     def second_step(self, zero_grad: bool = False) -> None:
         """Restore x, rescale the gradient g(y) by γ (StableSAM) and take the base optimizer's step."""
         _flag("zero_grad", zero_grad)
-        if self._saved is None:
+        if self._step["saved"] is None:
             raise ValueError("second_step() needs a first_step() before it (or use step(closure))")
         try:
-            self._rescale_ascent_gradient()
+            grads = [p.grad for _, ps in self._with_grad() for p in ps]
+            skip = self._step["skip"]
+            if self._spec.ascent:  # gd's "second" gradient is g(x) itself, unscaled by first_step
+                skip = self._unscale(grads, present=not self._step.get("from_closure", False)) or skip
+            if not skip:
+                self._rescale_ascent_gradient()
+                if self.ascent_mode == "per_replica":
+                    self._average_over_replicas(grads)
+                self._clip(grads)
         finally:
             self._restore()  # x again, whatever happened
-        self.base_optimizer.step()
+        self._record_inf(skip)
+        self._step["skipped"] = skip
+        if not skip:
+            self.base_optimizer.step()
         if zero_grad:
             self.zero_grad()
 
@@ -464,7 +693,7 @@ class SAMOptimizer(torch.optim.Optimizer):
             any_adaptive = any(group["adaptive"] for group, ps in groups if ps)
             denominator = _global_norm(self._weighted(groups), dtype) if any_adaptive else ascent_grad_norm
             value, exponent = denominator.value, denominator.exponent
-            numerator = self._ascent_numerator
+            numerator = self._step["numerator"]
             if numerator is None:  # no parameter had a gradient at x
                 numerator = (torch.zeros((), dtype=dtype, device=value.device), exponent)
             # γ = ‖·(x)‖/‖·(y)‖ = (v_x/v_y) 2^(k_x − k_y), and 1 where the denominator is 0 (0/0 = NaN, x/0 = inf).
@@ -473,15 +702,20 @@ class SAMOptimizer(torch.optim.Optimizer):
             if self.truncate:
                 gamma.clamp_(max=1.0)
             _scale_(grads, gamma)
-        self.last_stats = StepStats(self.last_stats.grad_norm, ascent_grad_norm.norm(), gamma)
+        self._step["stats"] = StepStats(self.last_stats.grad_norm, ascent_grad_norm.norm(), gamma)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None):
         """One full step. ``closure`` re-evaluates the loss on the step's minibatch, calls ``backward()`` and returns
-        the loss (zeroing the gradients inside it is allowed, not needed: ``first_step`` has done it).
+        the loss; it may zero the gradients first, in either way (``zero_grad(set_to_none=False)`` included).
 
-        If no parameter has a gradient yet, ``closure`` is first called at x; its loss is returned (else None).
+        The closure is called at x whenever the gradient there is missing: no parameter has one, every one is
+        exactly zero (``zero_grad(set_to_none=False)``; one host read), or they are the ones the previous step left
+        (an LBFGS-style loop that calls only ``step(closure)``). Then it is called at y. The loss at x is returned
+        when the closure computed it, else the closure's loss at y (None without a closure).
         ``gd`` needs no closure when the gradient is present; the other methods always need one (for g(y)).
+        Without a closure in the middle of a step (after ``first_step``), this is ``second_step()``: what
+        ``scaler.step(optimizer)`` calls in the two-half AMP style.
         If the closure raises at y (an exception or Ctrl-C), the parameters are put back at x, the gradients it
         left are dropped, and the exception propagates unchanged: the caller may catch it and carry on from x.
         """
@@ -490,36 +724,78 @@ class SAMOptimizer(torch.optim.Optimizer):
                 raise TypeError(f"closure must be callable (a function that recomputes the loss and calls "
                                 f"backward()), got {reprlib.repr(closure)}")
             closure = torch.enable_grad()(closure)
-        loss = None
-        if all(p.grad is None for group in self.param_groups for p in group["params"]):
-            if closure is None and self._spec.ascent:
-                raise ValueError(f"method {self.method!r} needs a closure: no parameter has a gradient, call "
-                                 "loss.backward() first and pass a closure that recomputes the loss and its gradient")
+        if self._step["saved"] is not None:
             if closure is not None:
-                loss = closure()
+                raise ValueError("step(closure) in the middle of a step: first_step() was called; finish it with "
+                                 "second_step() (or step() without a closure)")
+            self.second_step()
+            self._consume()
+            return None
+        loss = None
+        if closure is not None and self._gradient_missing():
+            self.zero_grad(set_to_none=True)  # stale or zero: the closure must not add g(x) onto them
+            loss = closure()
+            self._check_gradient("at x")
+        elif all(p.grad is None for group in self.param_groups for p in group["params"]) and self._spec.ascent:
+            raise ValueError(f"method {self.method!r} needs a closure: no parameter has a gradient, call "
+                             "loss.backward() first and pass a closure that recomputes the loss and its gradient")
         if not self._spec.ascent:
             self.first_step()
             self.second_step()
+            self._consume()
             return loss
         if closure is None:
             raise ValueError(f"method {self.method!r} needs a closure that recomputes the loss and its gradient "
                              "(called at the ascent point); or call first_step() and second_step() yourself")
         self.first_step(zero_grad=True)
         try:
-            closure()
+            with frozen_running_stats(self.model) if self.model is not None else contextlib.nullcontext():
+                ascent_loss = closure()
+            self._check_gradient("at the ascent point y")
         except BaseException:
             self._restore()
             self.zero_grad(set_to_none=True)  # gradients taken at y: a next step must not mistake them for g(x)
             raise
-        self.second_step()
-        return loss
+        self._step["from_closure"] = True
+        try:
+            self.second_step()
+        finally:
+            self._step["from_closure"] = False
+        self._consume()
+        return ascent_loss if loss is None else loss
+
+    def _grads(self) -> list[torch.Tensor | None]:
+        return [p.grad for group in self.param_groups for p in group["params"]]
+
+    def _consume(self) -> None:
+        """Remember the gradients this step leaves behind, so that the next step(closure) does not take them
+        for g(x)."""
+        self._step["consumed"] = [(g, None if g is None else g._version) for g in self._grads()]
+
+    def _gradient_missing(self) -> bool:
+        grads = self._grads()
+        present = [g for g in grads if g is not None]
+        if not present:
+            return True
+        consumed = self._step["consumed"]
+        if consumed is not None and len(consumed) == len(grads) and all(
+                g is c and (g is None or g._version == version) for g, (c, version) in zip(grads, consumed)):
+            return True  # untouched since the last step: its gradients at y, not g(x)
+        return not bool(torch.stack([g.detach().abs().amax().float() if g.numel() else g.new_zeros((), dtype=torch.float32)
+                                     for g in present]).amax().to("cpu", non_blocking=False) > 0)
+
+    def _check_gradient(self, where: str) -> None:
+        if all(g is None for g in self._grads()):
+            raise ValueError(f"the closure produced no gradient {where}: it must call loss.backward() (under "
+                             "torch.enable_grad(), which step() provides) and return the loss")
 
     # -- checkpointing -------------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict:
         """The base optimizer's state dict (its groups carry ``rho`` and ``adaptive``) plus a ``"sam"`` entry."""
         state = self.base_optimizer.state_dict()
-        state["sam"] = {"method": self.method, "truncate": self.truncate, "diagnostics": self.diagnostics}
+        state["sam"] = {"method": self.method, "truncate": self.truncate, "diagnostics": self.diagnostics,
+                        "ascent_mode": self.ascent_mode, "max_grad_norm": self.max_grad_norm}
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -530,6 +806,11 @@ class SAMOptimizer(torch.optim.Optimizer):
             self.method = self._spec.name
             self.truncate = _flag("truncate", options.get("truncate", self.truncate))
             self.diagnostics = _flag("diagnostics", options.get("diagnostics", self.diagnostics))
+            mode = options.get("ascent_mode", self.ascent_mode)
+            if mode not in _ASCENT_MODES:
+                raise ValueError(f"ascent_mode must be 'global' or 'per_replica', got {reprlib.repr(mode)}")
+            self.ascent_mode = mode
+            self.max_grad_norm = options.get("max_grad_norm", self.max_grad_norm)
         self.base_optimizer.load_state_dict(state_dict)
         self.param_groups = self.base_optimizer.param_groups  # load_state_dict builds new group dicts
         self.state = self.base_optimizer.state
