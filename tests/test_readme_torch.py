@@ -26,8 +26,11 @@ def test_the_section_shows_every_pattern():
 
 @pytest.mark.parametrize("index", range(1, 7))
 def test_readme_integration_pattern_runs(index):
+    import torch
+
     blocks = _pattern_blocks()
     assert len(blocks) == 8  # set-up, six patterns, DDP
+    torch._dynamo.reset()  # compiled graphs of earlier tests (dynamic shapes) must not leak into the compile pattern
     namespace: dict = {}
     exec(compile(blocks[0], "README set-up", "exec"), namespace)
     exec(compile(blocks[index], f"README pattern {index}", "exec"), namespace)
