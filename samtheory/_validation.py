@@ -83,15 +83,6 @@ def as_bool(name: str, value) -> bool:
     return bool(value)
 
 
-def as_problem(name: str, value):
-    """``value`` if it is a samtheory :class:`~samtheory.problems.Problem`, else a ``ValueError`` naming it."""
-    from .problems import Problem  # problems imports this module
-
-    if not isinstance(value, Problem):
-        raise ValueError(f"{name} must be a samtheory Problem, got {value!r:.80}")
-    return value
-
-
 def as_divergence_factor(name: str, value, maximum: float = float("inf")) -> float:
     """A divergence threshold factor: a finite real number > 1 (and <= ``maximum``)."""
     factor = as_float_array(name, value, positive=True)

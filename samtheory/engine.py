@@ -10,7 +10,7 @@ import numpy as np
 
 from . import _validation as check
 from .methods import Step, _row_norm, resolve_method
-from .problems import Problem, Quadratic
+from .problems import as_problem, Problem, Quadratic
 from .schedules import schedule_factors
 from .result import BOUNDED, CONVERGED, DIVERGED, History, SimulationResult
 
@@ -132,7 +132,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     from ._limits import check_simulate
     check_simulate(problem, eta, rho, seed, steps=steps, record_every=record_every, record_iterates=record_iterates,
                    batch_size=batch_size, chunk_size=chunk_size, workers=workers)
-    check.as_problem("problem", problem)
+    as_problem("problem", problem)
     spec = resolve_method(method)
     name, rule = spec.name, spec.rule
     steps = check.as_positive_int("steps", steps)

@@ -14,7 +14,7 @@ from scipy import special, stats
 
 from ._validation import as_float_array, as_matrix, as_positive_int
 
-__all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization"]
+__all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization", "as_problem"]
 
 GradientOracle = Callable[[np.ndarray], np.ndarray]
 _TILE_LIMIT = 1 << 16  # largest batch (in numbers) for which Quadratic caches a tiled copy of λ
@@ -449,3 +449,22 @@ class ScalarFactorization(Problem):
 
     def __repr__(self):
         return f"ScalarFactorization(target={self.target:g})"
+
+
+def as_problem(name: str, value) -> Problem:
+    """``value`` if it is a samtheory :class:`Problem`, else a ``ValueError`` naming the argument.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the message.
+    value : object
+        The value to check.
+
+    Returns
+    -------
+    Problem
+    """
+    if not isinstance(value, Problem):
+        raise ValueError(f"{name} must be a samtheory Problem, got {value!r:.80}")
+    return value

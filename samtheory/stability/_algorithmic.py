@@ -24,7 +24,7 @@ from ..datasets import make_logistic_regression
 from ..engine import simulate
 from .. import theory
 from ..methods import BUILTIN_METHODS, METHODS, resolve_method
-from ..problems import LogisticRegression, Problem, Quadratic
+from ..problems import as_problem, LogisticRegression, Problem, Quadratic
 from ..result import DIVERGED
 
 __all__ = ["Expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
@@ -149,7 +149,7 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     rho = check.as_float_array("rho", rho, nonnegative=True)
     n_pairs = check.as_positive_int("n_pairs", n_pairs)
     radius = float(check.as_float_array("radius", radius, positive=True))
-    check.as_problem("problem", problem)
+    as_problem("problem", problem)
     d = problem.dim
     if center is None:
         center = problem.minimizer if problem.minimizer is not None else np.zeros(d)

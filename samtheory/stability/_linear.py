@@ -7,7 +7,7 @@ import numpy as np
 from .. import _validation as check
 from .. import theory
 from ..methods import resolve_method
-from ..problems import Problem
+from ..problems import as_problem, Problem
 
 __all__ = ["jacobian", "spectral_radius"]
 
@@ -107,7 +107,7 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     ndarray
         ∂F/∂x, shape ``(d, d)``.
     """
-    check.as_problem("problem", problem)
+    as_problem("problem", problem)
     spec = resolve_method(method)
     rule, name = spec.rule, spec.name
     x = _check_point(problem, x)
@@ -182,7 +182,7 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     float
         The spectral radius of J.
     """
-    check.as_problem("problem", problem)
+    as_problem("problem", problem)
     spec = resolve_method(method)
     rule, name = spec.rule, spec.name
     eta = float(check.as_float_array("eta", eta, positive=True))

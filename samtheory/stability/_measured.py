@@ -12,7 +12,7 @@ from .. import theory
 from .._limits import MAX_STEPS
 from ..engine import simulate
 from ..methods import BUILTIN_METHODS, resolve_method
-from ..problems import Problem
+from ..problems import as_problem, Problem
 from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, Threshold, reasons
 from ._analytic import EDGES, analytic_critical_learning_rate
 
@@ -180,7 +180,7 @@ class _Runner:
     """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
 
     def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate, base=None):
-        check.as_problem("problem", problem)
+        as_problem("problem", problem)
         self.method = resolve_method(method)  # ValueError for an unknown method, before any work
         self.name = self.method.name
         self.problem, self.rules = problem, rules
