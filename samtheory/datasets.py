@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_float_array, as_positive_int
+from . import _validation as check
 from .problems import LeastSquares, LogisticRegression
 
 __all__ = ["make_least_squares", "make_logistic_regression"]
@@ -28,13 +28,18 @@ def make_least_squares(n_samples: int = 200, dim: int = 10, *, noise: float = 0.
     -------
     LeastSquares
     """
-    n_samples = as_positive_int("n_samples", n_samples)
-    dim = as_positive_int("dim", dim)
-    noise = float(as_float_array("noise", noise, nonnegative=True))
+    n_samples = check.as_positive_int("n_samples", n_samples)
+    dim = check.as_positive_int("dim", dim)
+    noise = check.as_scalar("noise", noise, nonnegative=True)
+    seed = check.as_seed("seed", seed)
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((n_samples, dim))
-    b = A @ rng.standard_normal(dim) + noise * rng.standard_normal(n_samples)
-    return LeastSquares(A, b)
+    with np.errstate(over="ignore"):  # a huge noise level: refused just below
+        b = A @ rng.standard_normal(dim) + noise * rng.standard_normal(n_samples)
+    try:
+        return LeastSquares(A, b)
+    except ValueError as error:  # b past float64's range: the fault is the noise level asked for
+        raise ValueError(f"noise = {noise:g} is too large: {error}") from None
 
 
 def make_logistic_regression(n_samples: int = 200, dim: int = 10, *, l2: float = 1e-2, label_noise: float = 0.1,
@@ -58,11 +63,12 @@ def make_logistic_regression(n_samples: int = 200, dim: int = 10, *, l2: float =
     -------
     LogisticRegression
     """
-    n_samples = as_positive_int("n_samples", n_samples)
-    dim = as_positive_int("dim", dim)
-    label_noise = float(as_float_array("label_noise", label_noise, nonnegative=True))
+    n_samples = check.as_positive_int("n_samples", n_samples)
+    dim = check.as_positive_int("dim", dim)
+    label_noise = check.as_scalar("label_noise", label_noise, nonnegative=True)
     if label_noise > 0.5:
         raise ValueError(f"label_noise must be in [0, 0.5], got {label_noise!r}")
+    seed = check.as_seed("seed", seed)
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_samples, dim))
     y = np.where(X @ rng.standard_normal(dim) >= 0, 1.0, -1.0)

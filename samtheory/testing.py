@@ -170,8 +170,8 @@ def near_threshold(threshold: Callable[[float], float], *, rho=None, delta: floa
 # -- assertions -------------------------------------------------------------------------------------------
 
 def _classify(problem, method, eta, rho, steps, options):
-    eta = float(check.as_float_array("eta", eta, positive=True))
-    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, nonnegative=True)
     result = regime_map(problem, method, eta, rho, steps=steps, **options)
     status = result.point_status[0, 0]
     simulation = result.simulation
@@ -269,8 +269,8 @@ def assert_diverges(problem, method, eta, rho, *, steps: int, **rules) -> None:
 
 
 def _offset(eta_c, delta, side):
-    eta_c = float(check.as_float_array("eta_c", eta_c, positive=True))
-    delta = float(check.as_float_array("delta", delta, positive=True))
+    eta_c = check.as_scalar("eta_c", eta_c, positive=True)
+    delta = check.as_scalar("delta", delta, positive=True)
     if not delta < 1:
         raise ValueError(f"delta must be in (0, 1), got {delta!r}")
     return eta_c * (1 + side * delta)

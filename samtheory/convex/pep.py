@@ -377,8 +377,8 @@ class PEPResult:
 
 
 def _check_class(L, mu, *, allow_nonconvex: bool = False):
-    L = float(check.as_float_array("L", L, positive=True))
-    mu = float(check.as_float_array("mu", mu))
+    L = check.as_scalar("L", L, positive=True)
+    mu = check.as_scalar("mu", mu)
     low = -L if allow_nonconvex else 0.0
     if not low <= mu < L:
         raise ValueError(f"mu must satisfy {'-L' if allow_nonconvex else '0'} <= mu < L = {L:g}, got {mu!r}")
@@ -386,10 +386,7 @@ def _check_class(L, mu, *, allow_nonconvex: bool = False):
 
 
 def _scalar(name, value, **kind) -> float:
-    value = check.as_float_array(name, value, **kind)
-    if value.ndim:
-        raise ValueError(f"{name} must be a single number here, got shape {value.shape}")
-    return float(value)
+    return check.as_scalar(name, value, **kind)
 
 
 def worst_case(method, *, L: float = 1.0, mu: float = 0.0, eta: float, rho: float = 0.0, steps: int,
