@@ -215,8 +215,7 @@ def choice(name: str, value, options) -> str:
 
 def as_divergence_factor(name: str, value, maximum: float = float("inf")) -> float:
     """A divergence threshold factor: a finite real number > 1 (and <= ``maximum``)."""
-    factor = as_float_array(name, value, positive=True)
-    if factor.ndim or not 1 < float(factor) <= maximum:
-        bound = "" if maximum == float("inf") else f" and <= {maximum:g}"
-        raise ValueError(f"{name} must be > 1{bound}, got {value!r:.80}")
-    return float(factor)
+    factor = as_scalar(name, value, greater_than=1)
+    if not factor <= maximum:
+        raise ValueError(f"{name} must be > 1 and <= {maximum:g}, got {_show(value)}")
+    return factor

@@ -60,6 +60,20 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     independent, so the result does not depend on either: same inputs, same result, bit for bit. A user
     rule or problem must then be thread-safe (pure functions are); pass ``workers=1`` otherwise.
 
+    Determinism: each configuration's arithmetic depends on its own (η, ρ, seed, x0) alone, so its row of the
+    result is bit-identical whatever the rest of the batch, its position in it, ``chunk_size`` or ``workers``
+    (a one-configuration call included). The built-in problems compute their matrix products row by row for
+    this, through one BLAS call shape; a user problem keeps the guarantee if its gradient treats rows
+    independently in the same way (one BLAS product over the whole batch does not).
+
+    Errors: bad arguments raise ``ValueError`` naming the argument (for a value of the wrong type, an error
+    that is both a ``TypeError`` and a ``ValueError``). A rule or problem that raises is reported as a ``RuntimeError`` naming it (the original error
+    chained); one that returns something of the wrong type, shape or dtype, or a rule that reports a NaN
+    ‖g(x)‖ where the problem's gradient there is finite, raises ``TypeError``/``ValueError`` naming it.
+    Overflow is divergence, never a warning: a configuration whose gradient is not finite at x0 is diverged
+    at step 0, one whose loss is no longer finite at step T (it grew past float64's range while ‖g‖ stayed
+    under the threshold) is diverged at step T.
+
     Before any work, a batch whose estimated memory exceeds 8 GiB (or the environment variable
     ``SAMTHEORY_MAX_MEMORY``, e.g. ``64G``), or more than 10**12 steps, raises ``ValueError``
     (:mod:`samtheory._limits`).
@@ -132,7 +146,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     from ._limits import check_simulate
     check_simulate(problem, eta, rho, seed, steps=steps, record_every=record_every, record_iterates=record_iterates,
                    batch_size=batch_size, chunk_size=chunk_size, workers=workers)
-    as_problem("problem", problem)
+    problem = as_problem("problem", problem)
     spec = resolve_method(method)
     name, rule = spec.name, spec.rule
     steps = check.as_positive_int("steps", steps)
@@ -140,14 +154,15 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     rho = check.as_float_array("rho", rho, nonnegative=True)
     seed = check.as_seed_array("seed", seed)
     record_every = check.as_positive_int("record_every", record_every, minimum=0)
-    tol = float(check.as_float_array("tol", tol, positive=True))
+    tol = check.as_scalar("tol", tol, positive=True)
     divergence_factor = check.as_divergence_factor("divergence_factor", divergence_factor)
     check.choice("basis", basis, ("auto", "eigen", "dense"))
     adaptive = check.as_bool("adaptive", adaptive)
-    adaptive_eta = float(check.as_float_array("adaptive_eta", adaptive_eta, nonnegative=True))
+    adaptive_eta = check.as_scalar("adaptive_eta", adaptive_eta, nonnegative=True)
     ascent_groups = check.as_positive_int("ascent_groups", ascent_groups)
     truncate = check.as_bool("truncate", truncate)
     record_iterates = check.as_bool("record_iterates", record_iterates)
+    progress = check.as_bool("progress", progress)
     if record_iterates and not record_every:
         raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
     momentum = check.as_float_array("momentum", momentum, nonnegative=True)
@@ -166,7 +181,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         raise ValueError(f"the batch is empty: eta, rho and seed broadcast to shape {shape}")
     if batch_size is not None:
         if problem.n_samples is None:
-            raise ValueError(f"batch_size must be None for {type(problem).__name__}, which is not a finite sum")
+            raise ValueError(f"batch_size must be None for {type(problem).__name__}, which is not a finite sum "
+                             "(the problem has no n_samples)")
         batch_size = check.as_positive_int("batch_size", batch_size)
         if batch_size > problem.n_samples:
             raise ValueError(f"batch_size must be <= n_samples = {problem.n_samples}, got {batch_size}")
@@ -199,8 +215,10 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
         options["adaptive_eta"] = adaptive_eta
     if record_every:
         options["diagnostics"] = True
-    out = _Outputs(n_rows, d, steps, record_every, with_distance=inner.distance(start[:1]) is not None,
-                   with_iterates=bool(record_iterates))
+    check.check_rule_signature("method", name, rule, options)
+    with np.errstate(all="ignore"):  # only whether a distance is known; x0 may be huge
+        with_distance = inner.distance(start[:1]) is not None
+    out = _Outputs(n_rows, d, steps, record_every, with_distance=with_distance, with_iterates=record_iterates)
     if chunk_size is None:  # about _CHUNK_ELEMENTS numbers per array, and work for every worker
         chunk_size = max(64, _CHUNK_ELEMENTS // d)
         chunk_size = max(1, min(chunk_size, -(-n_rows // workers)))
@@ -218,7 +236,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
 
     def run(rows):
         with np.errstate(all="ignore"):  # thread-local: entered in each worker
-            _run_chunk(inner, rule, rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
+            _run_chunk(inner, _Guarded(rule, name, inner, problem), rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
                        int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups,
                        None if base is None else base.take(rows), None if constant else factors)
 
@@ -258,15 +276,102 @@ def _initial_points(problem, x0, shape, seeds) -> np.ndarray:
     d = problem.dim
     if x0 is None:
         unique, inverse = np.unique(seeds, return_inverse=True)
-        points = np.stack([np.asarray(problem.initial_point(int(s)), dtype=np.float64) for s in unique])
+        label = type(problem).__name__
+        points = np.stack([check.as_vector(f"{label}.initial_point({int(s)})", problem.initial_point(int(s)), size=d,
+                                           match="the problem")
+                           for s in unique])
         return points[inverse.ravel()]
     x0 = check.as_float_array("x0", x0)
     if x0.shape == (d,):
         return np.broadcast_to(x0, (len(seeds), d)).copy()
     try:
+        if x0.ndim == 0 or x0.shape[-1] != d:  # a number is not a point: never spread over the coordinates
+            raise ValueError
         return np.broadcast_to(x0, shape + (d,)).reshape(-1, d).copy()
     except ValueError:
-        raise ValueError(f"x0 must have shape ({d},) or {shape + (d,)}, got {x0.shape}") from None
+        raise ValueError(f"x0 must have shape ({d},) or {shape + (d,)} (the problem's dimension is {d}), "
+                         f"got {x0.shape}") from None
+
+
+def check_step(step, x: np.ndarray, where: str) -> Step:
+    """``step`` if it is what an update rule must return for the batch ``x`` (a :class:`Step` of float64 arrays:
+    ``x`` of the batch's shape, ``grad_norm`` and the optional fields of shape ``(B,)``); otherwise
+    ``TypeError``/``ValueError`` naming ``where`` (the rule)."""
+    if not isinstance(step, Step) or step.grad_norm is None:
+        raise check.InputTypeError(f"{where} must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
+    rows = x.shape[0]
+    for field, value, shape in (("x", step.x, x.shape), ("grad_norm", step.grad_norm, (rows,)),
+                                ("ascent_grad_norm", step.ascent_grad_norm, (rows,)), ("gamma", step.gamma, (rows,))):
+        if value is None and field in ("ascent_grad_norm", "gamma"):
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype != np.float64:
+            what = f"dtype {value.dtype}" if isinstance(value, np.ndarray) else type(value).__name__
+            raise check.InputTypeError(f"{where} returned Step.{field} of {what}; it must be a float64 array of "
+                                       f"shape {shape}")
+        if value.shape != shape:
+            raise ValueError(f"{where} returned Step.{field} of shape {value.shape}; it must have shape {shape} "
+                             "(one row per configuration)")
+    return step
+
+
+class _Guarded:
+    """The update rule and the problem's gradient oracles as the engine calls them: their output is checked
+    (type, shape, dtype) and an error they raise is reported naming them."""
+
+    def __init__(self, rule, name, problem, user_problem):
+        self.rule, self.name, self.problem = rule, name, problem
+        self.label = type(user_problem).__name__
+        self._problem_errors = []  # raised by the problem through the rule: reported once, naming the problem
+
+    def oracle(self, batch=None):
+        try:
+            raw = self.problem.gradient_oracle(batch)
+        except Exception as error:
+            raise RuntimeError(f"problem {self.label}'s gradient_oracle raised {type(error).__name__}: {error}") from error
+
+        def gradient(X):
+            try:
+                G = raw(X)
+            except Exception as error:
+                failure = RuntimeError(f"problem {self.label}'s gradient raised {type(error).__name__}: {error}")
+                self._problem_errors.append(failure)
+                raise failure from error
+            if not isinstance(G, np.ndarray) or G.dtype != np.float64:
+                what = f"dtype {G.dtype}" if isinstance(G, np.ndarray) else type(G).__name__
+                failure = check.InputTypeError(f"problem {self.label}'s gradient must return a float64 array, "
+                                               f"got {what}")
+            elif G.shape != X.shape:
+                failure = ValueError(f"problem {self.label}'s gradient must return an array of the shape of its input "
+                                     f"{X.shape}, got shape {G.shape}")
+            else:
+                # Batch-contiguous, as the engine keeps its arrays: the rules' row norms then round one way only.
+                return np.asfortranarray(G)
+            self._problem_errors.append(failure)
+            raise failure
+
+        return gradient
+
+    def step(self, x, gradient, eta, rho, options, t) -> Step:
+        try:
+            step = self.rule(x, gradient, eta, rho, **options)
+        except Exception as error:
+            if any(error is failure for failure in self._problem_errors):
+                raise
+            raise RuntimeError(f"update rule {self.name!r} raised {type(error).__name__} at step {t}: {error}") from error
+        check_step(step, x, f"update rule {self.name!r} (step {t})")
+        return step
+
+    def check_nan_norms(self, step, x, gradient, bad, t):
+        """A NaN ‖g(x)‖ reported where the problem's gradient at x is finite is the rule's error, not divergence."""
+        suspect = bad & np.isnan(step.grad_norm)
+        if suspect.any():
+            finite = np.isfinite(x[suspect]).all(axis=1)
+            if finite.any():
+                norms = _row_norm(gradient(np.asfortranarray(x[suspect][finite])))
+                if np.isfinite(norms).any():
+                    value = norms[np.isfinite(norms)][0]
+                    raise ValueError(f"update rule {self.name!r} returned grad_norm NaN at step {t} at a finite x "
+                                     f"where the problem's ‖g(x)‖ = {value:.6g}")
 
 
 class _Outputs:
@@ -290,18 +395,20 @@ class _Outputs:
             self.has_ratio = False
 
     def record(self, slot, rows, problem, x, grad_norm, step: Step | None):
-        self.h_loss[slot, rows] = problem._loss(x, None)
-        self.h_grad_norm[slot, rows] = grad_norm
+        # NaN marks "not recorded" (see _forward_fill): an overflowed value is stored as inf.
+        self.h_loss[slot, rows] = _not_nan(problem._loss(x, None))
+        self.h_grad_norm[slot, rows] = _not_nan(grad_norm)
         if self.h_x is not None:
             self.h_x[slot, rows] = x
         if self.h_distance is not None:
-            self.h_distance[slot, rows] = problem.distance(x)
+            self.h_distance[slot, rows] = _not_nan(problem.distance(x))
         if step is not None:
-            self.h_gamma[slot, rows] = 1.0 if step.gamma is None else step.gamma
+            self.h_gamma[slot, rows] = 1.0 if step.gamma is None else _not_nan(step.gamma)
             if step.ascent_grad_norm is not None:
                 self.has_ratio = True
-                self.h_ratio[slot, rows] = np.divide(step.ascent_grad_norm, step.grad_norm,
-                                                     out=np.ones_like(step.grad_norm), where=step.grad_norm > 0)
+                self.h_ratio[slot, rows] = _not_nan(np.divide(step.ascent_grad_norm, step.grad_norm,
+                                                              out=np.ones_like(step.grad_norm),
+                                                              where=step.grad_norm > 0))
 
     def history(self, shape, from_inner=None):
         if not self.record_every:
@@ -333,12 +440,12 @@ def _forward_fill(values):
         values[slot, missing] = values[slot - 1, missing]
 
 
-def _grouped_step(problem, rule, x, batch, groups, eta, rho, options) -> Step:
+def _grouped_step(problem, guarded, x, batch, groups, eta, rho, options, t) -> Step:
     """m-sharpness: the rule's step on each of ``groups`` equal parts of ``batch``, the descents averaged."""
     parts = np.split(np.arange(problem.n_samples) if batch is None else batch, groups)
-    steps = [rule(x, problem.gradient_oracle(part), eta, rho, **options) for part in parts]
+    steps = [guarded.step(x, guarded.oracle(part), eta, rho, options, t) for part in parts]
     new_x = np.mean([step.x for step in steps], axis=0)
-    grad_norm = _row_norm(problem.gradient_oracle(batch)(x))  # ‖g(x)‖ of the whole batch, for divergence
+    grad_norm = _row_norm(guarded.oracle(batch)(x))  # ‖g(x)‖ of the whole batch, for divergence
     fields = [None if steps[0][i] is None else np.mean([step[i] for step in steps], axis=0) for i in (2, 3)]
     return Step(new_x, grad_norm, *fields)
 
@@ -375,27 +482,29 @@ class _BaseOptimizer:
         return np.asfortranarray(step_x - extra - (eta_t * self.decoupled) * position)
 
 
-def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
+def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
                ascent_groups=1, base=None, factors=None):
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
-    full_gradient = problem.gradient_oracle(None)
+    full_gradient = guarded.oracle(None)
     grad_norm0 = _row_norm(full_gradient(x))
     out.grad_norm0[rows] = grad_norm0
-    threshold = divergence_factor * np.maximum(grad_norm0, 1.0)
+    # Capped at the largest float, so that an infinite ‖g‖ always passes it; NaN (never passed: diverged at
+    # step 0) where ‖g(x_0)‖ itself is not finite.
+    threshold = np.minimum(divergence_factor * np.maximum(grad_norm0, 1.0), np.finfo(np.float64).max)
+    threshold[~np.isfinite(grad_norm0)] = np.nan
     sampler = np.random.default_rng([seed, _MINIBATCH_STREAM]) if batch_size else None
     record_every = out.record_every
     alive, previous = rows, x
     for t in range(steps):
         batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
+        gradient = full_gradient if batch is None else guarded.oracle(batch)
         eta_t = eta if factors is None else eta * factors[t]
         if ascent_groups > 1:
-            step = _grouped_step(problem, rule, x, batch, ascent_groups, eta_t, rho, options)
+            step = _grouped_step(problem, guarded, x, batch, ascent_groups, eta_t, rho, options, t)
         else:
-            step = rule(x, full_gradient if batch is None else problem.gradient_oracle(batch), eta_t, rho, **options)
-        if not isinstance(step, Step) or step.grad_norm is None:
-            raise ValueError(f"an update rule must return a samtheory.methods.Step with grad_norm, got {step!r:.80}")
+            step = guarded.step(x, gradient, eta_t, rho, options, t)
         if record_every and t % record_every == 0:
             out.record(t // record_every, alive, problem, x, step.grad_norm, step)
         new_x = step.x
@@ -404,6 +513,7 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
             new_x = base.update(x, step.x, eta_t, ratio)
         bad = ~(step.grad_norm <= threshold)
         if bad.any():
+            guarded.check_nan_norms(step, x, gradient, bad, t)
             _freeze(out, alive[bad], x[bad], previous[bad], t)
             keep = ~bad
             alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
@@ -421,12 +531,17 @@ def _run_chunk(problem, rule, rows, x, eta, rho, seed, steps, batch_size, diverg
     late = ~(grad_norm <= threshold)
     if late.any():
         _freeze(out, alive[late], x[late], previous[late], steps)
-    # Final values of every row of the chunk, frozen ones included.
-    finals = np.asfortranarray(out.x[rows])  # the batch-contiguous layout of the steps: norms round alike
-    out.loss[rows] = _not_nan(problem._loss(finals, None))
+    # Final values of every row of the chunk, frozen ones included, in the batch-contiguous layout of the steps
+    # (a row's norm then rounds the same way in a chunk of one row as in a larger one).
+    finals = np.asfortranarray(out.x[rows])
+    loss = _not_nan(problem._loss(finals, None))
+    out.loss[rows] = loss
     out.grad_norm[rows] = _not_nan(_row_norm(full_gradient(finals)))
     if out.distance is not None:
         out.distance[rows] = _not_nan(problem.distance(finals))
+    # A finite gradient under the threshold but a loss past float64's range (e.g. from a huge x0): diverged at T.
+    overflowed = ~np.isfinite(loss) & (out.diverged_at[rows] < 0)
+    out.diverged_at[rows[overflowed]] = steps
 
 
 def _not_nan(values):

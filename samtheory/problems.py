@@ -12,12 +12,28 @@ from typing import Callable
 import numpy as np
 from scipy import special, stats
 
-from ._validation import as_float_array, as_matrix, as_positive_int
+from . import _validation as check
+from .methods import _row_norm
 
 __all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization", "as_problem"]
 
 GradientOracle = Callable[[np.ndarray], np.ndarray]
 _TILE_LIMIT = 1 << 16  # largest batch (in numbers) for which Quadratic caches a tiled copy of λ
+
+
+def _rowwise_matmul(X: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``X @ M`` for a batch ``X`` of shape ``(..., k)``, one row at a time: every row goes through the same
+    (1, k) @ (k, m) BLAS product, so its rounding depends on that row alone, not on the batch size or the row's
+    position (one product over the whole batch would not: BLAS picks its kernels and summation order by shape,
+    and a one-row batch takes a different path)."""
+    X = np.ascontiguousarray(X)
+    return np.matmul(X[..., None, :], M)[..., 0, :]
+
+
+def _row_dots(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Σ_i a[r, i] b[r, i] for each row r, with a rounding that depends on that row alone (as above)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
 
 
 def _columns(*columns) -> np.ndarray:
@@ -61,7 +77,7 @@ class Problem:
         if self.minimizer is None:
             return None
         X, squeeze = self._check_points(X)
-        out = np.linalg.norm(X - self.minimizer, axis=-1)
+        out = _row_norm(np.asfortranarray(X - self.minimizer))  # the engine's norm: overflow-safe, row by row
         return out[0] if squeeze else out
 
     def quadratic_form(self):
@@ -89,10 +105,7 @@ class Problem:
         raise NotImplementedError(f"{type(self).__name__} has no Hessian")
 
     def _check_points(self, X):
-        try:
-            X = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(f"X must be a real array of shape (B, {self.dim}) or ({self.dim},)") from None
+        X = check._real_array("X", X, f"a real array of shape (B, {self.dim}) or ({self.dim},)")
         squeeze = X.ndim == 1
         if squeeze:
             X = X[None, :]
@@ -138,26 +151,26 @@ class Quadratic(Problem):
     name = "quadratic"
 
     def __init__(self, eigenvalues, rotation=None, minimizer=None):
-        lam = as_float_array("eigenvalues", eigenvalues)
-        if lam.ndim != 1 or lam.size == 0:
-            raise ValueError(f"eigenvalues must be a non-empty 1-D array, got shape {lam.shape}")
+        lam = check.as_vector("eigenvalues", eigenvalues)
         self.eigenvalues = lam
         self.dim = lam.size
         if rotation is None:
             self.eigenvectors = None
         elif isinstance(rotation, (int, np.integer)) and not isinstance(rotation, bool):
+            if not 0 <= rotation < 2**32:
+                raise ValueError(f"rotation must be None, an orthogonal ({self.dim}, {self.dim}) matrix or a seed in "
+                                 f"[0, 2**32), got {rotation!r}")
             self.eigenvectors = stats.ortho_group.rvs(self.dim, random_state=int(rotation)) if self.dim > 1 else np.ones((1, 1))
         else:
-            Q = as_matrix("rotation", rotation)
+            Q = check.as_matrix("rotation", rotation)
             if Q.shape != (self.dim, self.dim):
                 raise ValueError(f"rotation must have shape ({self.dim}, {self.dim}), got {Q.shape}")
             error = float(np.max(np.abs(Q.T @ Q - np.eye(self.dim))))
             if error > 1e-10:
                 raise ValueError(f"rotation must be orthogonal, got max |QᵀQ - I| = {error:.3g}")
             self.eigenvectors = Q
-        center = np.zeros(self.dim) if minimizer is None else as_float_array("minimizer", minimizer)
-        if center.shape != (self.dim,):
-            raise ValueError(f"minimizer must have shape ({self.dim},), got {center.shape}")
+        center = (np.zeros(self.dim) if minimizer is None
+                  else check.as_vector("minimizer", minimizer, size=self.dim, match="the eigenvalues"))
         self.center = center
         self._centered = bool(np.any(center))
         self._tile = None
@@ -171,8 +184,8 @@ class Quadratic(Problem):
     @classmethod
     def from_matrix(cls, H, minimizer=None) -> "Quadratic":
         """The quadratic of a dense symmetric matrix ``H`` (its eigendecomposition is computed once)."""
-        H = as_matrix("H", H, symmetric=True)
-        H = (H + H.T) / 2
+        H = check.as_matrix("H", H, symmetric=True)
+        H = H / 2 + H.T / 2  # not (H + Hᵀ)/2, which overflows for entries near the largest float
         lam, Q = np.linalg.eigh(H)
         problem = cls(lam, rotation=Q, minimizer=minimizer)
         problem._H = H
@@ -198,7 +211,8 @@ class Quadratic(Problem):
         diagonal = Quadratic(self.eigenvalues)
         if Q is None:
             return diagonal, (lambda X: X - c), (lambda Z: Z + c)
-        return diagonal, (lambda X: (X - c) @ Q), (lambda Z: Z @ Q.T + c)
+        # Row by row, so that a configuration's coordinates do not depend on the rest of its batch.
+        return diagonal, (lambda X: _rowwise_matmul(X - c, Q)), (lambda Z: _rowwise_matmul(Z, Q.T) + c)
 
     def quadratic_form(self):
         return self.eigenvalues, self.eigenvectors, self.center
@@ -215,9 +229,8 @@ class Quadratic(Problem):
 
     def _loss(self, X, batch):
         Z = self._shifted(X)
-        if self.eigenvectors is None:
-            return 0.5 * np.einsum("bi,bi,i->b", Z, Z, self.eigenvalues)
-        return 0.5 * np.einsum("bi,bi->b", Z @ self.hessian_matrix, Z)
+        HZ = Z * self.eigenvalues if self.eigenvectors is None else _rowwise_matmul(Z, self.hessian_matrix)
+        return 0.5 * _row_dots(HZ, Z)
 
     def _grad(self, X, batch):
         Z = self._shifted(X)
@@ -225,7 +238,7 @@ class Quadratic(Problem):
             if Z.flags.c_contiguous and not Z.flags.f_contiguous and Z.size <= _TILE_LIMIT:
                 return Z * self._tiled_eigenvalues(Z.shape[0])
             return Z * self.eigenvalues
-        return (self.hessian_matrix @ Z.T).T  # H symmetric; keeps the engine's batch-contiguous layout
+        return _rowwise_matmul(Z, self.hessian_matrix)  # Z H = (H Zᵀ)ᵀ: H is symmetric
 
     def _hessian(self, X):
         return np.broadcast_to(self.hessian_matrix, (X.shape[0], self.dim, self.dim)).copy()
@@ -265,17 +278,27 @@ class LeastSquares(_FiniteSum):
     name = "least_squares"
 
     def __init__(self, A, b):
-        A = as_matrix("A", A)
-        b = as_float_array("b", b)
+        A = check.as_matrix("A", A)
+        b = check.as_float_array("b", b)
         if b.shape != (A.shape[0],):
             raise ValueError(f"b must have shape ({A.shape[0]},) to match A of shape {A.shape}, got {b.shape}")
         self.features, self.targets = A, b
         self.n_samples, self.dim = A.shape
-        curvature = np.linalg.eigvalsh(A.T @ A / self.n_samples)
+        with np.errstate(all="ignore"):  # data near the largest float: refused below, without a warning
+            gram = A.T @ A / self.n_samples
+        if not np.all(np.isfinite(gram)):
+            raise ValueError(f"A is too large for float64: AᵀA/n overflows (max |A| = {np.max(np.abs(A)):.3g}); "
+                             "rescale the data")
+        curvature = np.linalg.eigvalsh(gram)
         self.beta = float(curvature[-1])
         self.mu = float(max(curvature[0], 0.0))
-        self.minimizer = np.linalg.lstsq(A, b, rcond=None)[0]
-        self.f_star = float(0.5 * np.mean((A @ self.minimizer - b) ** 2))
+        with np.errstate(all="ignore"):
+            self.minimizer = np.linalg.lstsq(A, b, rcond=None)[0]
+            residual = A @ self.minimizer - b
+            self.f_star = float(0.5 * np.mean(residual * residual))
+        if not (np.all(np.isfinite(self.minimizer)) and np.isfinite(self.f_star)):
+            raise ValueError(f"A and b are too large for float64: the minimizer or f* = ½ mean((Ax* − b)²) overflows "
+                             f"(max |A| = {np.max(np.abs(A)):.3g}, max |b| = {np.max(np.abs(b)):.3g}); rescale the data")
 
     @property
     def A(self):
@@ -287,13 +310,12 @@ class LeastSquares(_FiniteSum):
 
     def _loss(self, X, batch):
         A, b = self._rows(batch)
-        residual = X @ A.T - b
+        residual = _rowwise_matmul(X, A.T) - b
         return 0.5 * np.mean(residual * residual, axis=1)
 
     def _grad(self, X, batch):
         A, b = self._rows(batch)
-        residual = A @ X.T - b[:, None]  # computed transposed: batch axis contiguous, as the engine keeps it
-        return (A.T @ residual).T / A.shape[0]
+        return _rowwise_matmul(_rowwise_matmul(X, A.T) - b, A) / A.shape[0]
 
     def _hessian(self, X):
         H = self.features.T @ self.features / self.n_samples
@@ -323,8 +345,8 @@ class LogisticRegression(_FiniteSum):
     name = "logistic"
 
     def __init__(self, X, y, l2: float = 0.0):
-        X = as_matrix("X", X)
-        y = as_float_array("y", y)
+        X = check.as_matrix("X", X)
+        y = check.as_float_array("y", y)
         if y.shape != (X.shape[0],):
             raise ValueError(f"y must have shape ({X.shape[0]},) to match X of shape {X.shape}, got {y.shape}")
         labels = set(np.unique(y).tolist())
@@ -332,22 +354,27 @@ class LogisticRegression(_FiniteSum):
             y = 2.0 * y - 1.0
         elif not labels <= {-1.0, 1.0}:
             raise ValueError(f"y must take values in {{0, 1}} or {{-1, 1}}, got values {sorted(labels)[:6]}")
-        self.l2 = float(as_float_array("l2", l2, nonnegative=True))
+        self.l2 = check.as_scalar("l2", l2, nonnegative=True)
         self.features, self.targets = X, y
         self.n_samples, self.dim = X.shape
-        self.beta = float(np.linalg.norm(X, 2) ** 2 / (4 * self.n_samples) + self.l2)
+        with np.errstate(all="ignore"):  # data near the largest float: refused below, without a warning
+            norm = float(np.linalg.norm(X, 2))
+            self.beta = norm * (norm / (4 * self.n_samples)) + self.l2
+        if not np.isfinite(self.beta):
+            raise ValueError(f"X and l2 are too large for float64: β = ‖X‖₂²/(4n) + l2 overflows (‖X‖₂ = {norm:.3g}, "
+                             f"l2 = {self.l2:.3g}); rescale the data")
         self.mu = self.l2
 
     def _loss(self, W, batch):
         X, y = self._rows(batch)
-        margins = (W @ X.T) * y
+        margins = _rowwise_matmul(W, X.T) * y
         out = np.mean(np.logaddexp(0.0, -margins), axis=1)
-        return out + 0.5 * self.l2 * np.einsum("bi,bi->b", W, W) if self.l2 else out
+        return out + 0.5 * self.l2 * _row_dots(W, W) if self.l2 else out
 
     def _grad(self, W, batch):
         X, y = self._rows(batch)
-        weights = special.expit(-(X @ W.T) * y[:, None]) * y[:, None]  # transposed: batch axis contiguous
-        out = (X.T @ weights).T / (-X.shape[0])
+        weights = special.expit(-_rowwise_matmul(W, X.T) * y) * y
+        out = _rowwise_matmul(weights, X) / (-X.shape[0])
         return out + self.l2 * W if self.l2 else out
 
     def _hessian(self, W):
@@ -373,11 +400,15 @@ class Saddle(Problem):
     dim = 2
 
     def __init__(self, a: float = 1.0, b: float = 1.0, c: float = 1.0):
-        self.a = float(as_float_array("a", a, positive=True))
-        self.b = float(as_float_array("b", b, positive=True))
-        self.c = float(as_float_array("c", c, positive=True))
-        self.minima = np.array([[0.0, np.sqrt(self.b / self.c)], [0.0, -np.sqrt(self.b / self.c)]])
-        self.f_star = -self.b**2 / (4 * self.c)
+        self.a = check.as_scalar("a", a, positive=True)
+        self.b = check.as_scalar("b", b, positive=True)
+        self.c = check.as_scalar("c", c, positive=True)
+        with np.errstate(all="ignore"):  # refused below, without a warning
+            self.minima = np.array([[0.0, np.sqrt(self.b / self.c)], [0.0, -np.sqrt(self.b / self.c)]])
+            self.f_star = float(-np.float64(self.b) ** 2 / (4 * self.c))
+        if not (np.all(np.isfinite(self.minima)) and np.isfinite(self.f_star)):
+            raise ValueError(f"b and c must give minima (0, ±√(b/c)) and f* = −b²/(4c) within float64's range, "
+                             f"got b = {self.b:g}, c = {self.c:g}")
         self.beta = None
         self.mu = None
 
@@ -424,7 +455,7 @@ class ScalarFactorization(Problem):
     dim = 2
 
     def __init__(self, target: float = 1.0):
-        self.target = float(as_float_array("target", target, positive=True))
+        self.target = check.as_scalar("target", target, positive=True)
         self.f_star = 0.0
 
     def sharpness(self, X) -> np.ndarray:

@@ -11,7 +11,8 @@ __all__ = ["CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "History", "Simul
 
 #: ``status`` codes. CONVERGED: ‖g(x_T)‖ ≤ tol · ‖g(x_0)‖. BOUNDED: finite and never past the divergence
 #: threshold, but not converged (e.g. SAM's 2-cycle). DIVERGED: ‖g(x_t)‖ passed the divergence threshold
-#: or stopped being finite at step ``diverged_at``; the configuration was frozen there.
+#: or stopped being finite at step ``diverged_at`` (0 where ‖g(x_0)‖ is not finite; T where only the final
+#: loss is not finite); the configuration was frozen there.
 CONVERGED, BOUNDED, DIVERGED = 0, 1, 2
 STATUS_NAMES = ("converged", "bounded", "diverged")
 
@@ -135,8 +136,8 @@ class SimulationResult:
     """Final state of every configuration of a batch. Array fields have the batch shape ``shape``.
 
     ``x`` is always finite. ``loss``, ``grad_norm`` and ``distance`` are finite for every configuration that
-    did not diverge; for a diverged one they are evaluated at the frozen iterate and may be ``inf`` (never
-    NaN) where that evaluation overflows. :meth:`to_records` writes such a value as ``None`` (JSON ``null``),
+    did not diverge (one whose loss left float64's range by step T is diverged there); for a diverged one they
+    are evaluated at the frozen iterate and may be ``inf`` (never NaN) where that evaluation overflows. :meth:`to_records` writes such a value as ``None`` (JSON ``null``),
     next to ``"status": "diverged"``.
 
     Attributes

@@ -447,8 +447,8 @@ def gd_worst_case_bound(eta, *, L: float = 1.0, steps, R: float = 1.0) -> np.nda
     ndarray
     """
     eta = check.as_float_array("eta", eta, positive=True)
-    L = float(check.as_float_array("L", L, positive=True))
-    R = float(check.as_float_array("R", R, positive=True))
+    L = check.as_scalar("L", L, positive=True)
+    R = check.as_scalar("R", R, positive=True)
     steps = np.asarray(steps)
     if steps.dtype.kind not in "iu" or np.any(steps < 1):
         raise ValueError(f"steps must be a positive integer or an array of them, got {steps!r}")
@@ -486,8 +486,8 @@ def analytic_expansivity(method, eta, rho=0.0, *, beta: float, mu: float = 0.0,
     kind = _builtin_kind(method, "expansivity constants")
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
-    beta = float(check.as_float_array("beta", beta, positive=True))
-    mu = float(check.as_float_array("mu", mu, nonnegative=True))
+    beta = check.as_scalar("beta", beta, positive=True)
+    mu = check.as_scalar("mu", mu, nonnegative=True)
     quadratic = check.as_bool("quadratic", quadratic)
     if mu > beta:
         raise ValueError(f"mu must be <= beta = {beta:g}, got {mu!r}")
@@ -536,7 +536,7 @@ def usam_expansivity(eta, rho, *, L: float = 1.0):
     """
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
-    L = float(check.as_float_array("L", L, positive=True))
+    L = check.as_scalar("L", L, positive=True)
     h, r = np.broadcast_arrays(eta * L, rho * L)
     grid = np.linspace(0.0, 1.0, 1025)
     values = _usam_expansivity_squared(grid, h[..., None], r[..., None])

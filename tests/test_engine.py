@@ -255,3 +255,132 @@ def test_quadratic_results_do_not_depend_on_chunks_workers_or_batch_position(met
     for field in ("x", "loss", "grad_norm", "distance", "status", "diverged_at"):
         np.testing.assert_array_equal(getattr(other, field), getattr(batch, field))
         np.testing.assert_array_equal(getattr(single, field), getattr(batch, field)[position])
+
+
+# -- hostile rules, problems and starting points (issue 15) --------------------------------------------------
+
+def _gd_like(transform):
+    """A user rule: GD whose output goes through ``transform`` (to make it return garbage)."""
+    def rule(x, grad, eta, rho, **options):
+        g = grad(x)
+        return transform(st.Step(x - eta * g, np.linalg.norm(g, axis=1)), x)
+    rule.__name__ = "my_rule"
+    return rule
+
+
+@pytest.mark.parametrize("transform, error, match", [
+    (lambda step, x: step._replace(x=step.x[:, :1]), ValueError, r"'my_rule' \(step 0\) returned Step.x of shape \(2, 1\)"),
+    (lambda step, x: step._replace(x=step.x[:1]), ValueError, r"Step.x of shape \(1, 3\); it must have shape \(2, 3\)"),
+    (lambda step, x: step._replace(x=step.x.tolist()), TypeError, r"'my_rule' \(step 0\) returned Step.x of list"),
+    (lambda step, x: step._replace(x=step.x.astype(np.float32)), TypeError, "Step.x of dtype float32"),
+    (lambda step, x: step._replace(x=step.x + 0j), TypeError, "Step.x of dtype complex128"),
+    (lambda step, x: step._replace(grad_norm=step.grad_norm[:1]), ValueError, r"Step.grad_norm of shape \(1,\)"),
+    (lambda step, x: step._replace(gamma=np.ones((2, 1))), ValueError, r"Step.gamma of shape \(2, 1\)"),
+    (lambda step, x: step._replace(grad_norm=np.full(2, np.nan)), ValueError,
+     "'my_rule' returned grad_norm NaN at step 0 at a finite x"),
+    (lambda step, x: step.x, TypeError, "'my_rule' .* must return a samtheory.methods.Step"),
+])
+def test_a_rule_returning_garbage_is_named(transform, error, match):
+    """Before, a wrong-shaped iterate was broadcast into the batch and a NaN norm read as divergence."""
+    with pytest.raises(error, match=match):
+        st.simulate(st.Quadratic([1.0, 2.0, 3.0]), _gd_like(transform), [0.1, 0.2], steps=3, seed=0, workers=1)
+
+
+@pytest.mark.parametrize("rule", [lambda x: x, lambda x, grad, eta, rho: None, lambda x, grad, eta, rho, *, adaptive: None])
+def test_a_rule_with_the_wrong_signature_is_refused_before_running(rule):
+    """It used to fail inside the loop with Python's own TypeError, which names neither the argument nor the rule."""
+    with pytest.raises(TypeError, match=r"method: the update rule '<lambda>' must accept rule\(x, grad, eta, rho"):
+        st.simulate(st.Quadratic([1.0]), rule, 0.1, steps=2)
+    with pytest.raises(TypeError, match=r"method: the update rule '<lambda>' must accept"):
+        st.stability.jacobian(st.Quadratic([1.0]), rule, [1.0], 0.1, 0.1)
+
+
+def test_a_rule_that_raises_is_named_and_its_error_chained():
+    def broken(x, grad, eta, rho, **options):
+        raise ZeroDivisionError("my bug")
+
+    with pytest.raises(RuntimeError, match="update rule 'broken' raised ZeroDivisionError at step 0: my bug") as info:
+        st.simulate(st.Quadratic([1.0]), broken, 0.1, steps=2)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+class _Garbage(st.Quadratic):
+    """A Quadratic whose gradient is replaced by ``wrong(X)``."""
+
+    def __init__(self, wrong):
+        super().__init__([1.0, 2.0])
+        self.wrong = wrong
+
+    def _grad(self, X, batch):
+        return self.wrong(X)
+
+
+@pytest.mark.parametrize("wrong, error, match", [
+    (lambda X: X[:, :1], ValueError, r"_Garbage's gradient must return an array of the shape of its input \(1, 2\)"),
+    (lambda X: X.tolist(), TypeError, "_Garbage's gradient must return a float64 array"),
+    (lambda X: X.astype(np.complex128), TypeError, "_Garbage's gradient must return a float64 array"),
+    (lambda X: 1 / 0, RuntimeError, "problem _Garbage's gradient raised ZeroDivisionError"),
+])
+@pytest.mark.parametrize("method", ["gd", "ssam"])
+def test_a_problem_returning_garbage_is_named(wrong, error, match, method):
+    with pytest.raises(error, match=match):
+        st.simulate(_Garbage(wrong), method, 0.1, 0.05, steps=2, workers=1)
+
+
+def test_huge_initial_points_leak_no_warning_and_are_marked():
+    """x0 = 1e200: the loss overflows (used to warn and return a non-diverged row with loss inf)."""
+    problem = st.Quadratic([1.0, 2.0, 3.0])
+    result = st.simulate(problem, "sam", [0.1, 0.2], 0.05, steps=10, x0=np.full(3, 1e200), record_every=5)
+    assert result.status_name.tolist() == ["diverged", "diverged"]
+    assert result.diverged_at.tolist() == [10, 10]  # the loss is still past float64's range at T
+    assert np.all(np.isfinite(result.x)) and np.all(np.isfinite(result.grad_norm))
+    assert np.all(result.loss == np.inf)
+    assert not np.isnan(result.history.loss).any()
+
+
+def test_an_infinite_initial_gradient_diverges_at_step_zero():
+    """‖g(x0)‖ = inf made the threshold inf, which an infinite ‖g‖ never passed."""
+    problem = st.Quadratic([1e300, 1.0])
+    result = st.simulate(problem, "gd", [0.1, 1e-310], steps=5, x0=[1e10, 1.0])
+    assert result.status_name.tolist() == ["diverged", "diverged"]
+    assert result.diverged_at.tolist() == [0, 0]
+    np.testing.assert_array_equal(result.x, [[1e10, 1.0], [1e10, 1.0]])  # frozen at x0
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (dict(eta=np.array([0.1 + 1j])), TypeError, "eta must be a real number or array of real numbers, got complex"),
+    (dict(x0=np.array([1j, 0.0, 0.0])), TypeError, "x0 must be a real number .* got complex"),
+    (dict(rho=np.array([0.1], dtype=object)), TypeError, r"rho must be .* got objects \(dtype object\)"),
+    (dict(eta="0.1"), TypeError, "eta must be .* got the string '0.1'"),
+    (dict(eta=True), TypeError, "eta must be .* got booleans"),
+    (dict(x0=1.0), ValueError, r"x0 must have shape \(3,\)"),
+    (dict(x0=np.ones((2, 1))), ValueError, r"x0 must have shape \(3,\)"),
+    (dict(tol=[1e-6, 1e-3]), ValueError, "tol must be a single number"),
+    (dict(divergence_factor=np.inf), ValueError, "divergence_factor must be finite"),
+    (dict(truncate=1), TypeError, "truncate must be True or False"),
+    (dict(record_iterates="no"), TypeError, "record_iterates must be True or False"),
+    (dict(progress=None), TypeError, "progress must be True or False"),
+    (dict(basis=["eigen"]), ValueError, "basis must be one of"),
+    (dict(seed=np.uint64(2**63 + 5)), ValueError, "seed must be a non-negative integer"),
+    (dict(seed=True), TypeError, "seed must be a non-negative integer"),
+])
+def test_wrong_types_and_shapes_raise_naming_the_argument(bad, error, match):
+    """Complex arrays were cast to real (a warning only), strings and bools read as numbers, a number x0 spread
+    over the coordinates."""
+    kwargs = dict(problem=st.Quadratic([1.0, 2.0, 3.0]), method="sam", eta=0.1, rho=0.05, steps=10)
+    kwargs.update(bad)
+    with pytest.raises(error, match=match):
+        st.simulate(**kwargs)
+
+
+def test_numpy_bools_are_flags_everywhere():
+    """np.bool_ flags are accepted like bools (the flag checks used to disagree on them)."""
+    problem = st.Quadratic([1.0, 2.0])
+    a = st.simulate(problem, "ssam", 0.1, 0.05, steps=5, truncate=np.True_, adaptive=np.False_,
+                    record_iterates=np.True_, record_every=1)
+    b = st.simulate(problem, "ssam", 0.1, 0.05, steps=5, truncate=True, adaptive=False, record_iterates=True,
+                    record_every=1)
+    np.testing.assert_array_equal(a.history.x, b.history.x)
+    assert st.stability.jacobian(problem, "ssam", [1.0, 1.0], 0.1, 0.05, truncate=np.True_).shape == (2, 2)
+    from samtheory.convex import optima
+    assert optima.solve(problem, polish=np.False_).status == "optimal"

@@ -106,3 +106,79 @@ def test_bad_points_and_batches():
     ls = make_least_squares(5, 2)
     with pytest.raises(ValueError, match=r"batch indices must lie in \[0, 5\)"):
         ls.grad(np.ones(2), batch=np.array([0, 7]))
+
+
+# -- hostile data (issue 15) ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [1e160, 1e200, 1e300])
+def test_data_past_float64s_range_is_refused_without_a_warning(scale):
+    """AᵀA, ‖X‖₂² or f* overflow: a clear error naming the data, not a RuntimeWarning and inf constants."""
+    rng = np.random.default_rng(0)
+    A, y = rng.standard_normal((20, 3)), np.sign(rng.standard_normal(20))
+    with pytest.raises(ValueError, match=r"A is too large for float64: AᵀA/n overflows"):
+        st.LeastSquares(A * scale, rng.standard_normal(20))
+    with pytest.raises(ValueError, match=r"A and b are too large for float64: the minimizer or f\*"):
+        st.LeastSquares(A, rng.standard_normal(20) * scale)
+    with pytest.raises(ValueError, match=r"X and l2 are too large for float64: β = ‖X‖₂²/\(4n\) \+ l2 overflows"):
+        st.LogisticRegression(A * scale, y)
+    with pytest.raises(ValueError, match="noise = .* is too large"):
+        make_least_squares(20, 3, noise=scale)
+
+
+def test_large_but_representable_data_is_accepted():
+    """At 1e100 every constant is finite: the problem is built, and simulating it warns about nothing."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((20, 3)) * 1e100
+    problem = st.LeastSquares(A, A @ np.ones(3))
+    assert np.isfinite(problem.beta) and np.isfinite(problem.f_star)
+    result = st.simulate(problem, "ssam", [1e-210, 1.0], 0.05, steps=20, x0=np.zeros(3))
+    assert result.status_name.tolist() == ["bounded", "diverged"]
+    assert not np.isnan(result.loss).any() and not np.isnan(result.grad_norm).any()
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: st.Quadratic(np.array([1.0 + 1j, 2.0])), "eigenvalues must be .* got complex numbers"),
+    (lambda: st.Quadratic([1.0, 2.0], minimizer=np.array([1j, 0.0])), "minimizer must be .* got complex numbers"),
+    (lambda: st.Quadratic.from_matrix(np.eye(2) * (1 + 1j)), "H must be a real matrix, got complex numbers"),
+    (lambda: st.LeastSquares(np.ones((3, 2)) + 0j, np.ones(3)), "A must be a real matrix, got complex numbers"),
+    (lambda: st.LogisticRegression(np.ones((3, 2)), np.array([0, 1, 1]) + 0j), "y must be .* got complex numbers"),
+    (lambda: st.Saddle(a=np.complex128(1.0)), "a must be a real number, got complex numbers"),
+    (lambda: st.Quadratic(["1", "2"]), "eigenvalues must be .* got strings"),
+    (lambda: st.Quadratic(np.array([1.0, None])), r"eigenvalues must be .* got objects \(dtype object\)"),
+    (lambda: st.Quadratic(3.0), "eigenvalues must be a non-empty 1-D array, got shape ()"),
+    (lambda: st.LeastSquares(np.ones((0, 2)), np.ones(0)), "A must be a 2-D matrix with at least one row"),
+    (lambda: st.LogisticRegression(np.ones((3, 2)), [0, 1, 1], l2=[0.1]), "l2 must be a single number"),
+    (lambda: st.Quadratic([1.0, 2.0], rotation=-1), r"rotation must be None, an orthogonal \(2, 2\) matrix or a seed"),
+    (lambda: st.Quadratic([1.0, 2.0], rotation=True), "rotation must be a real matrix, got booleans"),
+    (lambda: st.Saddle(b=1e200, c=1e-200), r"b and c must give minima"),
+    (lambda: make_least_squares(10, 2, seed=-1), "seed must be a non-negative integer"),
+    (lambda: make_logistic_regression(10, 2, seed=1.5), "seed must be a non-negative integer"),
+])
+def test_complex_strings_objects_and_empty_inputs_raise(make, match):
+    """Complex arrays used to lose their imaginary part, strings and object arrays were parsed as numbers."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+
+
+def test_points_of_the_wrong_type_raise():
+    q = st.Quadratic([1.0, 2.0])
+    with pytest.raises(TypeError, match="X must be a real array of shape"):
+        q.grad(np.array([1.0 + 1j, 0.0]))
+    with pytest.raises(TypeError, match="X must be a real array of shape"):
+        q.loss("1, 2")
+
+
+@pytest.mark.parametrize("name", PROBLEMS)
+def test_a_row_of_loss_grad_and_distance_does_not_depend_on_its_batch(name):
+    """Row by row (see tests/test_determinism.py for the engine): one row alone, in a C- or a Fortran-ordered
+    batch, at any position, gives the same bits."""
+    problem = PROBLEMS[name]
+    X = np.random.default_rng(3).standard_normal((11, problem.dim))
+    for function in (problem.loss, problem.grad, problem.distance):
+        if function(X) is None:
+            continue
+        whole = function(X)
+        np.testing.assert_array_equal(function(np.asfortranarray(X)), whole)
+        for row in (0, 5, 10):
+            np.testing.assert_array_equal(function(X[row]), whole[row])
+            np.testing.assert_array_equal(function(X[row:row + 2]), whole[row:row + 2])

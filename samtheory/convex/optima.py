@@ -108,7 +108,7 @@ def _constraints(x, dim, lower, upper, radius):
     if lower is not None and upper is not None and np.any(np.asarray(lower, float) > np.asarray(upper, float)):
         raise ValueError(f"lower must be <= upper, got lower={lower!r}, upper={upper!r}")
     if radius is not None:
-        radius = float(as_float_array("radius", radius, positive=True))
+        radius = check.as_scalar("radius", radius, positive=True)
         constraints.append(cp.norm(x, 2) <= radius)
     return constraints
 

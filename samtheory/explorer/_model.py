@@ -106,8 +106,8 @@ def spectrum(lam_max: float, condition_number: float, dim: int, eigenvalues: str
             raise ValueError(f"eigenvalues must hold at least 2 values (the plot shows 2 directions), "
                              f"got {eigenvalues!r}")
         return np.sort(lam)[::-1]
-    lam_max = float(check.as_float_array("lam_max", lam_max, positive=True))
-    condition_number = float(check.as_float_array("condition_number", condition_number, positive=True))
+    lam_max = check.as_scalar("lam_max", lam_max, positive=True)
+    condition_number = check.as_scalar("condition_number", condition_number, positive=True)
     if condition_number < 1:
         raise ValueError(f"condition_number must be >= 1, got {condition_number!r}")
     dim = check.as_positive_int("dim", dim, minimum=2)

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _validation as check
 from ..datasets import make_logistic_regression
-from ..engine import simulate
+from ..engine import check_step, simulate
 from .. import theory
 from ..methods import BUILTIN_METHODS, METHODS, resolve_method
 from ..problems import as_problem, LogisticRegression, Problem, Quadratic
@@ -59,7 +59,7 @@ def spectral_expansivity(problem: Quadratic, method: str, eta, rho=0.0) -> np.nd
         raise ValueError(f"method must be 'gd' or 'usam' (linear one-step maps on a quadratic), got {method!r}")
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True) if kind == "usam" else np.zeros(())
-    eta, rho = np.broadcast_arrays(eta, rho)
+    eta, rho = check.broadcast(("eta", "rho"), eta, rho)
     factors = 1.0 - eta[..., None] * theory.usam_curvature(problem.eigenvalues, rho[..., None])
     return np.max(np.abs(factors), axis=-1)
 
@@ -143,24 +143,22 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     -------
     Expansivity
     """
+    problem = as_problem("problem", problem)
     spec = resolve_method(method)
     name, rule = spec.name, spec.rule
+    check.check_rule_signature("method", name, rule, {})
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     n_pairs = check.as_positive_int("n_pairs", n_pairs)
-    radius = float(check.as_float_array("radius", radius, positive=True))
-    as_problem("problem", problem)
+    radius = check.as_scalar("radius", radius, positive=True)
     d = problem.dim
     if center is None:
         center = problem.minimizer if problem.minimizer is not None else np.zeros(d)
-    center = check.as_float_array("center", center)
-    if center.shape != (d,):
-        raise ValueError(f"center must have shape ({d},), got {center.shape}")
-    seed = int(check.as_seed_array("seed", seed))
-    try:
-        eta, rho = np.broadcast_arrays(eta, rho)
-    except ValueError:
-        raise ValueError(f"eta and rho must broadcast together, got shapes {eta.shape} and {rho.shape}") from None
+    center = check.as_vector("center", center, size=d, match="the problem")
+    seed = check.as_seed("seed", seed)
+    eta, rho = check.broadcast(("eta", "rho"), eta, rho)
+    if eta.size == 0:
+        raise ValueError(f"eta and rho must not be empty, got shapes {eta.shape} and {rho.shape}")
     rng = np.random.default_rng(seed)
     direction = rng.standard_normal((n_pairs, d))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
@@ -172,10 +170,13 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
     points = np.concatenate([np.tile(w, (n_configs, 1)), np.tile(w_other, (n_configs, 1))])
     eta_rows = np.tile(np.repeat(eta.reshape(-1), n_pairs), 2)[:, None]
     rho_rows = np.tile(np.repeat(rho.reshape(-1), n_pairs), 2)[:, None]
-    with np.errstate(all="ignore"):
-        moved = rule(points, problem.gradient_oracle(None), eta_rows, rho_rows).x
     half = n_configs * n_pairs
-    ratio = np.linalg.norm(moved[:half] - moved[half:], axis=1) / np.linalg.norm(points[:half] - points[half:], axis=1)
+    with np.errstate(all="ignore"):  # a map that overflows is reported as expansivity inf, never NaN
+        moved = check_step(rule(points, problem.gradient_oracle(None), eta_rows, rho_rows), points,
+                           f"update rule {name!r}").x
+        ratio = (np.linalg.norm(moved[:half] - moved[half:], axis=1)
+                 / np.linalg.norm(points[:half] - points[half:], axis=1))
+    ratio[np.isnan(ratio)] = np.inf
     measured = ratio.reshape(n_configs, n_pairs).max(axis=1).reshape(eta.shape)
     beta = float(problem.beta) if problem.beta is not None else np.nan
     mu = float(max(problem.mu, 0.0)) if problem.mu is not None else 0.0
@@ -212,7 +213,8 @@ class StabilitySplit:
 
 def _split(name, X, y, n_train, l2, replaced_index):
     """S = rows [0, n), replacement = row n, test = rows n+1 onwards."""
-    if not 0 <= replaced_index < n_train:
+    replaced_index = check.as_positive_int("replaced_index", replaced_index, minimum=0)
+    if not replaced_index < n_train:
         raise ValueError(f"replaced_index must be in [0, {n_train}), got {replaced_index!r}")
     X_perturbed, y_perturbed = X[:n_train].copy(), y[:n_train].copy()
     X_perturbed[replaced_index], y_perturbed[replaced_index] = X[n_train], y[n_train]
@@ -278,10 +280,11 @@ def breast_cancer_split(n_train: int = 400, *, l2: float = 1e-2, replaced_index:
         raise ImportError("breast_cancer_split needs scikit-learn (pip install scikit-learn, "
                           "or pip install -e '.[test]')") from None
     n_train = check.as_positive_int("n_train", n_train, minimum=2)
+    seed = check.as_seed("seed", seed)
     X, y = load_breast_cancer(return_X_y=True)
     if n_train > X.shape[0] - 2:
         raise ValueError(f"n_train must be <= {X.shape[0] - 2} (one replacement and one test example), got {n_train}")
-    l2 = float(check.as_float_array("l2", l2, nonnegative=True))
+    l2 = check.as_scalar("l2", l2, nonnegative=True)
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     order = np.random.default_rng(seed).permutation(X.shape[0])
     return _split("breast_cancer", X[order], y[order].astype(np.float64), n_train, l2, replaced_index)
@@ -454,21 +457,26 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
         raise ValueError(f"data must be one of {', '.join(map(repr, DATASETS))} or a StabilitySplit, got {data!r:.80}")
     if isinstance(methods, str):
         methods = (methods,)
-    methods = tuple(methods)
+    try:
+        methods = tuple(methods)
+    except TypeError:
+        raise check.InputTypeError(f"methods must be a method name or a sequence of them, got {methods!r:.80}") from None
     if not methods:
         raise ValueError("methods must name at least one method, got an empty sequence")
     for name in methods:
         check.choice("methods", name, tuple(METHODS))
-    eta = float(check.as_float_array("eta", eta, positive=True))
-    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, nonnegative=True)
     steps = check.as_positive_int("steps", steps)
     n_trials = check.as_positive_int("n_trials", n_trials)
     record_every = max(1, steps // 20) if record_every is None else check.as_positive_int("record_every", record_every)
-    seed = int(check.as_seed_array("seed", seed))
+    seed = check.as_seed("seed", seed)
     d, n = split.train.dim, split.train.n_samples
-    x0 = np.zeros(d) if x0 is None else check.as_float_array("x0", x0)
-    if x0.shape != (d,):
-        raise ValueError(f"x0 must have shape ({d},), got {x0.shape}")
+    if batch_size is not None:
+        batch_size = check.as_positive_int("batch_size", batch_size)
+        if batch_size > n:
+            raise ValueError(f"batch_size must be <= n_samples = {n}, got {batch_size}")
+    x0 = np.zeros(d) if x0 is None else check.as_vector("x0", x0, size=d, match="the data")
     trial_seeds = np.random.SeedSequence(seed).generate_state(n_trials).astype(np.int64)
     n_records = np.arange(0, steps + 1, record_every).size + (steps % record_every != 0)
 

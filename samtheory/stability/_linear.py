@@ -6,20 +6,28 @@ import numpy as np
 
 from .. import _validation as check
 from .. import theory
-from ..methods import resolve_method
-from ..problems import as_problem, Problem
+from ..engine import check_step
+from ..methods import _row_norm, resolve_method
+from ..problems import as_problem
 
 __all__ = ["jacobian", "spectral_radius"]
 
 # Central differences: error O(h²) from the third derivative plus O(ε/h) from rounding, balanced at h ≈ ε^(1/3).
 _DEFAULT_RELATIVE_STEP = float(np.finfo(np.float64).eps ** (1 / 3))
+#: A difference step must span at least this many float spacings of every coordinate of x: below that the
+#: step itself is rounded by more than 1% and rounding dominates the differences.
+_MIN_STEP_SPACINGS = 100
+#: Longest orbit :func:`spectral_radius` follows (a Jacobian per step): enough for any cycle worth linearizing.
+_MAX_PERIOD = 10_000
 
 
 def _check_point(problem, x) -> np.ndarray:
-    x = check.as_float_array("x", x)
-    if x.shape != (problem.dim,):
-        raise ValueError(f"x must have shape ({problem.dim},), got {x.shape}")
-    return x
+    return check.as_vector("x", x, size=problem.dim, match="the problem")
+
+
+def _norm(v: np.ndarray) -> float:
+    """‖v‖₂ without overflow or underflow (‖v‖² overflows from ‖v‖ ≈ 1.3e154 on)."""
+    return float(_row_norm(v[None, :])[0])
 
 
 def _exact_jacobian(problem, spec, x, eta, rho, truncate):
@@ -30,7 +38,7 @@ def _exact_jacobian(problem, spec, x, eta, rho, truncate):
     hess = problem.hessian(x)
     if not spec.ascent or rho == 0:
         return identity - eta * hess
-    g_norm = float(np.linalg.norm(g))
+    g_norm = _norm(g)
     normalize, renormalize = spec.normalized, spec.renormalized
     if g_norm == 0:
         if normalize or renormalize:
@@ -46,25 +54,34 @@ def _exact_jacobian(problem, spec, x, eta, rho, truncate):
     hess_y_dy = problem.hessian(y) @ (identity + ascent_jacobian)  # ∂g(y)/∂x
     if not renormalize:
         return identity - eta * hess_y_dy
-    gy_norm = float(np.linalg.norm(gy))
+    gy_norm = _norm(gy)
     if gy_norm == 0:
         return None
     gamma = g_norm / gy_norm
     if truncate and gamma >= 1:
         return identity - eta * hess_y_dy if gamma > 1 else None  # min(1, γ) has a kink at γ = 1
-    # ∇γ = γ (Hᵀg/‖g‖² − (∂g(y)/∂x)ᵀ g(y)/‖g(y)‖²)
-    gamma_gradient = gamma * (hess.T @ g / g_norm**2 - hess_y_dy.T @ gy / gy_norm**2)
+    # ∇γ = γ (Hᵀg/‖g‖² − (∂g(y)/∂x)ᵀ g(y)/‖g(y)‖²), with unit vectors first: ‖g‖² would overflow for large g
+    gamma_gradient = gamma * ((hess.T @ (g / g_norm)) / g_norm - (hess_y_dy.T @ (gy / gy_norm)) / gy_norm)
     return identity - eta * (np.outer(gy, gamma_gradient) + gamma * hess_y_dy)
 
 
 def _central_differences(problem, rule, x, eta, rho, options, step):
     d = problem.dim
-    h = step if step is not None else _DEFAULT_RELATIVE_STEP * max(1.0, float(np.linalg.norm(x)))
-    shifts = h * np.eye(d)
-    points = np.concatenate([x + shifts, x - shifts])
-    with np.errstate(all="ignore"):
-        images = rule(points, problem.gradient_oracle(None), eta, rho, **options).x
-    return (images[:d] - images[d:]).T / (2 * h)
+    h = step if step is not None else _DEFAULT_RELATIVE_STEP * max(1.0, _norm(x))
+    smallest = _MIN_STEP_SPACINGS * float(np.max(np.spacing(np.abs(x))))
+    if not h >= max(smallest, np.finfo(np.float64).tiny):
+        raise ValueError(f"step must be >= {max(smallest, np.finfo(np.float64).tiny):.3g} ({_MIN_STEP_SPACINGS} float "
+                         f"spacings of the largest |x_i| = {np.max(np.abs(x)):.3g}, and a normal float) to resolve x, "
+                         f"got {h:.3g}")
+    with np.errstate(over="ignore"):
+        upper, lower = x + h * np.eye(d), x - h * np.eye(d)
+        spacing = np.diagonal(upper) - np.diagonal(lower)  # the step actually taken: 2h up to the rounding of x_i ± h
+    if not np.all(np.isfinite(spacing)):
+        raise ValueError(f"step must keep x ± step within float64's range, got {h:.3g}")
+    points = np.concatenate([upper, lower])
+    images = check_step(rule(points, problem.gradient_oracle(None), eta, rho, **options), points,
+                        f"update rule {getattr(rule, '__name__', 'rule')!r}").x
+    return (images[:d] - images[d:]).T / spacing
 
 
 def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: bool = False, exact: bool | None = None,
@@ -81,6 +98,10 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     central differences (F(x + he_i) − F(x − he_i))/(2h) with h = ``step``, by default
     ε^(1/3)·max(1, ‖x‖) ≈ 6.1e-6·max(1, ‖x‖) (error O(h²)). ``sam``, ``ssam``, ``susam`` are not
     differentiable where ∇f(x) = 0 (for ρ > 0): ``ValueError``. ``exact=True`` refuses to fall back.
+
+    A ``step`` below 100 float spacings of the largest |x_i| (or below the smallest normal float) cannot
+    resolve x and raises ``ValueError``; the differences are divided by the step actually taken,
+    (x_i + h) − (x_i − h). A Jacobian that is not finite (the map overflows near x) raises ``ValueError``.
 
     Parameters
     ----------
@@ -107,14 +128,29 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     ndarray
         ∂F/∂x, shape ``(d, d)``.
     """
-    as_problem("problem", problem)
+    problem = as_problem("problem", problem)
     spec = resolve_method(method)
-    rule, name = spec.rule, spec.name
+    name = spec.name
     x = _check_point(problem, x)
-    eta = float(check.as_float_array("eta", eta, positive=True))
-    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, nonnegative=True)
+    adaptive, truncate = check.as_bool("adaptive", adaptive), check.as_bool("truncate", truncate)
+    if exact is not None:
+        exact = check.as_bool("exact", exact)
     if step is not None:
-        step = float(check.as_float_array("step", step, positive=True))
+        step = check.as_scalar("step", step, positive=True)
+    check.check_rule_signature("method", spec.name, spec.rule, {"adaptive": adaptive, "truncate": truncate})
+    with np.errstate(all="ignore"):  # overflow far from the origin: reported below as a non-finite Jacobian
+        result = _jacobian(problem, spec, x, eta, rho, adaptive, truncate, exact, step)
+    if not np.all(np.isfinite(result)):
+        differences = "" if step is None else f", by central differences with step={step:g}"
+        raise ValueError(f"the Jacobian of {name} at eta={eta:g}, rho={rho:g} is not finite at x (max |x_i| = "
+                         f"{np.max(np.abs(x)):.3g}){differences}: the one-step map overflows float64 there")
+    return result
+
+
+def _jacobian(problem, spec, x, eta, rho, adaptive, truncate, exact, step):
+    rule, name = spec.rule, spec.name
     if spec.known and not adaptive and exact is not False:
         result = _exact_jacobian(problem, spec, x, eta, rho, truncate)
         if result is not None:
@@ -124,8 +160,7 @@ def jacobian(problem, method, x, eta, rho, *, adaptive: bool = False, truncate: 
     if exact:
         raise ValueError(f"no exact Jacobian for method {name!r} here (adaptive={adaptive}, truncate={truncate}); "
                          "use exact=None for central differences")
-    return _central_differences(problem, rule, x, eta, rho, {"adaptive": bool(adaptive), "truncate": bool(truncate)},
-                                step)
+    return _central_differences(problem, rule, x, eta, rho, {"adaptive": adaptive, "truncate": truncate}, step)
 
 
 def _default_orbit(problem, spec, eta, rho):
@@ -158,7 +193,8 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     2-cycle x* ± a·u_1 (period 2, O3). At the cycle the two-step Jacobian has eigenvalue (1 − ηλ_1)² along
     u_1 and (1 − ηλ_i(1 + ρλ_i/‖g_c‖))² along u_i, ‖g_c‖ = λ_1·a: a direction with λ_i = λ_1 sits exactly
     at the SAM edge (:func:`sam_edge` (η, ρ, ‖g_c‖) = λ_1). ``ssam``/``susam`` are not differentiable at x*:
-    pass ``x``. Radius < 1: linearly stable. Options as in :func:`jacobian`.
+    pass ``x``. Radius < 1: linearly stable. ``period`` is at most 10 000. Options as in :func:`jacobian`; an
+    orbit or a product of Jacobians that leaves float64's range raises ``ValueError``.
 
     Parameters
     ----------
@@ -182,21 +218,28 @@ def spectral_radius(problem, method, eta, rho, x=None, *, period: int | None = N
     float
         The spectral radius of J.
     """
-    as_problem("problem", problem)
+    problem = as_problem("problem", problem)
     spec = resolve_method(method)
     rule, name = spec.rule, spec.name
-    eta = float(check.as_float_array("eta", eta, positive=True))
-    rho = float(check.as_float_array("rho", rho, nonnegative=True))
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, nonnegative=True)
+    adaptive, truncate = check.as_bool("adaptive", adaptive), check.as_bool("truncate", truncate)
     if x is None:
         if not spec.known:
             raise ValueError(f"x is required for the user-defined rule {name!r}: its fixed points are unknown")
         x, default_period = _default_orbit(problem, spec, eta, rho)
     else:
         x, default_period = _check_point(problem, x), 1
-    period = default_period if period is None else check.as_positive_int("period", period)
-    options = {"adaptive": bool(adaptive), "truncate": bool(truncate)}
+    period = default_period if period is None else check.as_positive_int("period", period, maximum=_MAX_PERIOD)
+    options = {"adaptive": adaptive, "truncate": truncate}
     product = np.eye(problem.dim)
-    for _ in range(period):
-        product = jacobian(problem, method, x, eta, rho, exact=exact, step=step, **options) @ product
-        x = rule(x[None], problem.gradient_oracle(None), eta, rho, **options).x[0]
+    for k in range(period):
+        with np.errstate(all="ignore"):  # a product or an orbit past float64's range: refused just below
+            product = jacobian(problem, method, x, eta, rho, exact=exact, step=step, **options) @ product
+            x = check_step(rule(x[None], problem.gradient_oracle(None), eta, rho, **options), x[None],
+                           f"update rule {name!r}").x[0]
+        if not np.all(np.isfinite(product)):
+            raise ValueError(f"the {k + 1}-step Jacobian of {name} overflows float64: the orbit diverges")
+        if k + 1 < period and not np.all(np.isfinite(x)):
+            raise ValueError(f"the orbit of {name} from x leaves float64's range after {k + 1} steps")
     return float(np.max(np.abs(np.linalg.eigvals(product))))

@@ -531,7 +531,7 @@ def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, 
     rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
     if rho.ndim != 1:
         raise ValueError(f"rho must be a scalar or 1-D array, got shape {rho.shape}")
-    rtol = float(check.as_float_array("rtol", rtol, positive=True))
+    rtol = check.as_scalar("rtol", rtol, positive=True)
     if not rtol < 1:
         raise ValueError(f"rtol must be in (0, 1), got {rtol!r}")
     if eta_range is None:

@@ -156,7 +156,7 @@ def top_hessian_eigenvalue(loss_fn: Callable[[], torch.Tensor], params: Iterable
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 
     check.choice("method", method, ("lanczos", "power"))
-    tol = float(check.as_float_array("tol", tol, positive=True))
+    tol = check.as_scalar("tol", tol, positive=True)
     if maxiter is not None:
         maxiter = check.as_positive_int("maxiter", maxiter)
     seed = int(check.as_seed_array("seed", seed))
