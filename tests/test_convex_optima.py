@@ -129,3 +129,38 @@ def test_readme_convex_example_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "optimal" in lines[0] and float(lines[1]) >= -1e-15
     assert float(lines[2]) == pytest.approx(1 / 22, rel=1e-4)  # PEP solver accuracy
+
+
+# -- no minimizer (issue 15) -------------------------------------------------------------------------------------
+
+def test_separable_logistic_regression_without_l2_has_no_minimizer():
+    """It was reported "optimal", with the finite point (‖x*‖ ≈ 400) where the solver stopped."""
+    problem = make_logistic_regression(20, 5, l2=0.0, label_noise=0.0, seed=1)
+    with pytest.raises(ValueError, match="problem has no minimizer: LogisticRegression with l2 = 0 on linearly "
+                                         "separable data"):
+        optima.solve(problem)
+    with pytest.raises(ValueError, match="no minimizer"):
+        optima.attach_optimum(problem)
+    assert problem.minimizer is None
+    # With L2, or inside a ball, the minimum is attained.
+    assert optima.solve(st.LogisticRegression(problem.features, problem.targets, l2=1e-2)).status == "optimal"
+    bounded = optima.solve(problem, radius=10.0)
+    assert np.linalg.norm(bounded.x_star) <= 10.0 * (1 + 1e-6)  # the solver's feasibility tolerance
+
+
+@pytest.mark.parametrize("X, y, bounds, separable", [
+    ([[1.0], [2.0], [-1.0], [-2.0]], [1, 1, -1, -1], {}, True),  # complete separation along w = 1
+    ([[1.0], [0.0], [-1.0]], [1, 1, -1], {}, True),  # quasi-complete: one margin stays 0, the loss still falls
+    ([[1.0], [-1.0], [2.0], [-2.0]], [1, 1, -1, -1], {}, False),  # overlapping classes
+    ([[1.0], [2.0], [-1.0], [-2.0]], [1, 1, -1, -1], {"upper": 0.0}, False),  # w ≤ 0 only: the loss rises
+    ([[1.0], [2.0], [-1.0], [-2.0]], [1, 1, -1, -1], {"lower": -5.0}, True),  # w ≥ 0 allowed: it falls for ever
+    ([[1.0], [2.0], [-1.0], [-2.0]], [1, 1, -1, -1], {"lower": -5.0, "upper": 5.0}, False),  # a bounded box
+])
+def test_no_minimizer_is_decided_by_the_recession_directions(X, y, bounds, separable):
+    problem = st.LogisticRegression(np.array(X), np.array(y, dtype=float))
+    if separable:
+        with pytest.raises(ValueError, match="problem has no minimizer"):
+            optima.solve(problem, **bounds)
+    else:
+        optimum = optima.solve(problem, **bounds)
+        assert optimum.status == "optimal" and np.all(np.isfinite(optimum.x_star))

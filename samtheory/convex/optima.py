@@ -6,6 +6,10 @@ r"""Exact optima of the convex test problems with CVXPY: x* and f* with the solv
 ``‖x‖ ≤ radius``. ``attach_optimum(problem)`` stores the unconstrained optimum on the problem, so that
 :func:`samtheory.simulate`'s ``result.suboptimality`` (f(x_T) − f*) and ``distance`` (‖x_T − x*‖) use it.
 
+Logistic regression without L2 has no minimizer on linearly separable data (the loss decreases forever along a
+separating direction): :func:`solve` detects this with a linear program before calling the solver, and raises
+``ValueError`` instead of returning the large finite point a solver stops at.
+
 Without constraints, ``polish=True`` (default) refines the solver's point by Newton steps on the problem's own
 gradient and Hessian until ‖∇f(x*)‖ stops decreasing (the solver's answer is accurate to about 1e-8; the
 polished one to rounding), and reports ‖∇f(x*)‖ as the first-order certificate.
@@ -17,9 +21,9 @@ from dataclasses import dataclass
 
 import cvxpy as cp
 import numpy as np
+from scipy import optimize
 
 from .. import _validation as check
-from .._validation import as_float_array
 from ..problems import LeastSquares, LogisticRegression, Problem, Quadratic
 from . import _solver
 
@@ -94,23 +98,56 @@ def _objective(problem: Problem, x: cp.Variable):
     raise ValueError(f"problem must be a LeastSquares, LogisticRegression or convex Quadratic, got {problem!r}")
 
 
-def _constraints(x, dim, lower, upper, radius):
-    constraints = []
+def _bounds(dim, lower, upper, radius):
+    """``lower``, ``upper`` as arrays of shape (dim,) or None, and ``radius`` as a float or None, checked."""
+    bounds = []
     for name, bound in (("lower", lower), ("upper", upper)):
-        if bound is None:
-            continue
-        bound = as_float_array(name, bound)
-        if bound.ndim == 0:
-            bound = np.broadcast_to(bound, (dim,))
-        if bound.shape != (dim,):
-            raise ValueError(f"{name} must be a number or have shape ({dim},), got shape {bound.shape}")
-        constraints.append(x >= bound if name == "lower" else x <= bound)
-    if lower is not None and upper is not None and np.any(np.asarray(lower, float) > np.asarray(upper, float)):
-        raise ValueError(f"lower must be <= upper, got lower={lower!r}, upper={upper!r}")
+        if bound is not None:
+            bound = check.as_float_array(name, bound)
+            if bound.ndim == 0:
+                bound = np.broadcast_to(bound, (dim,))
+            if bound.shape != (dim,):
+                raise ValueError(f"{name} must be a number or have shape ({dim},), got shape {bound.shape}")
+        bounds.append(bound)
+    lower, upper = bounds
+    if lower is not None and upper is not None and np.any(lower > upper):
+        raise ValueError(f"lower must be <= upper, got lower={check._show(lower)}, upper={check._show(upper)}")
+    radius = None if radius is None else check.as_scalar("radius", radius, positive=True)
+    return lower, upper, radius
+
+
+def _constraints(x, lower, upper, radius):
+    constraints = []
+    if lower is not None:
+        constraints.append(x >= lower)
+    if upper is not None:
+        constraints.append(x <= upper)
     if radius is not None:
-        radius = check.as_scalar("radius", radius, positive=True)
         constraints.append(cp.norm(x, 2) <= radius)
     return constraints
+
+
+def _separating_direction(problem: LogisticRegression, lower, upper) -> np.ndarray | None:
+    r"""A direction w, feasible for ever from any feasible point, with y_i x_iᵀw ≥ 0 for every example and > 0
+    for some, or None if there is none. Along such a w the logistic loss without L2 decreases for ever, so it
+    has no minimizer; without one the data overlap and a minimizer exists (Albert & Anderson 1984).
+
+    Found by the linear program max Σ_i z_iᵀw s.t. z_iᵀw ≥ 0, |w_j| ≤ 1 (w ≥ 0 with only ``lower``, w ≤ 0
+    with only ``upper``), z_i = y_i x_i / max|y x|: its value is 0 exactly when no such direction exists.
+    """
+    if lower is not None and upper is not None:
+        return None  # a bounded box: the minimum is attained
+    Z = problem.targets[:, None] * problem.features
+    Z = Z / np.max(np.abs(Z))
+    box = (0.0, 1.0) if lower is not None else (-1.0, 0.0) if upper is not None else (-1.0, 1.0)
+    program = optimize.linprog(-Z.sum(axis=0), A_ub=-Z, b_ub=np.zeros(Z.shape[0]), bounds=box, method="highs")
+    if program.status != 0:
+        return None
+    margins = Z @ program.x
+    # Tolerances of the scaled program (entries of Z and w within [-1, 1]): HiGHS solves it to about 1e-9.
+    if margins.sum() > 1e-7 and margins.min() >= -1e-9:
+        return program.x
+    return None
 
 
 def _polish(problem: Problem, x: np.ndarray, max_steps: int = 20) -> tuple[np.ndarray, float, int]:
@@ -157,11 +194,22 @@ def solve(problem: Problem, *, lower=None, upper=None, radius=None, solver: str 
     """
     polish = check.as_bool("polish", polish)
     x = cp.Variable(getattr(problem, "dim", 0) or 1)
-    objective = _objective(problem, x)
-    constraints = _constraints(x, problem.dim, lower, upper, radius)
+    objective = _objective(problem, x)  # refuses anything but the problems it knows, naming them
+    lower, upper, radius = _bounds(problem.dim, lower, upper, radius)
+    if isinstance(problem, LogisticRegression) and not problem.l2 and radius is None:
+        direction = _separating_direction(problem, lower, upper)
+        if direction is not None:
+            positive = int(np.sum(problem.targets * (problem.features @ direction) > 0))
+            raise ValueError(f"problem has no minimizer: LogisticRegression with l2 = 0 on linearly separable data "
+                             f"(y_i x_iᵀw >= 0 for every example and > 0 for {positive} of {problem.n_samples} along "
+                             f"w = {check._show(direction)}, so the loss decreases for ever along w); use l2 > 0 "
+                             "or a radius")
+    constraints = _constraints(x, lower, upper, radius)
     solution = _solver.solve(cp.Problem(cp.Minimize(objective), constraints), solver=solver, tolerance=TOLERANCE,
                              what=f"minimizing {type(problem).__name__}")
     x_star = np.asarray(x.value, dtype=np.float64).reshape(problem.dim)
+    if not np.all(np.isfinite(x_star)):
+        raise SolverError(f"minimizing {type(problem).__name__}", solution.solver, "optimal, with a non-finite x*")
     constrained = bool(constraints)
     grad_norm, steps = None, 0
     if not constrained:
