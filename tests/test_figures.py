@@ -234,9 +234,14 @@ def test_compute_returning_objects_is_refused(tmp_path):
 
 
 def test_script_runs_directly(tmp_path):
+    import os
+
     script = _figures.experiments_dir() / f"fig_{CHEAP}.py"
+    # The script imports samtheory from sys.path: this checkout's, not whichever copy is installed.
+    paths = [str(Path(samtheory.__file__).resolve().parents[1]), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     assert png_size(tmp_path / f"{CHEAP}.png") == plotting.pixel_size(_figures.load(CHEAP).FIGSIZE)
 
@@ -314,6 +319,13 @@ def test_worker_computes_under_the_numeric_environment(tmp_path, monkeypatch):
     again = _figures.run_figure("environment", quick=True, out_dir=tmp_path / "out", cache_dir=tmp_path,
                                 directory=tmp_path)
     assert not again.computed  # the worker's cache matches the worker's environment
+
+
+def test_a_process_already_in_the_numeric_environment_runs_the_figure_itself(tmp_path, tiny, monkeypatch):
+    for key, value in _figures.numeric_environment().items():
+        monkeypatch.setenv(key, value)
+    assert _figures.run_figure("tiny", quick=True, out_dir=tmp_path, cache_dir=tmp_path).computed
+    assert tiny.CALLS == [{"n": 3}]  # computed here, not in a worker
 
 
 FAILING_FIGURE = """
