@@ -497,5 +497,5 @@ def as_problem(name: str, value) -> Problem:
     Problem
     """
     if not isinstance(value, Problem):
-        raise ValueError(f"{name} must be a samtheory Problem, got {value!r:.80}")
+        raise check.InputTypeError(f"{name} must be a samtheory Problem, got {value!r:.80}")
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._common import emit, float_list, format_table, int_list
+from ._common import emit, float_list, format_table, seed_list
 
 HELP = ("train a small MLP and 1-D CNN on MNIST-1D with gd/sam/usam/ssam/susam over a learning-rate grid "
         "(needs samtheory[torch])")
@@ -32,7 +32,7 @@ def add_arguments(parser):
                         help="comma-separated: gd,sam,usam,ssam,susam (default: all)")
     parser.add_argument("--lr", type=float_list, default=None, dest="learning_rates",
                         help="learning rates, comma-separated (default: 0.03,0.1,0.3,1,2,4,6,10)")
-    parser.add_argument("--seeds", type=int_list, default=None, help="seeds, comma-separated (default: 0,1,2)")
+    parser.add_argument("--seeds", type=seed_list, default=None, help="seeds, comma-separated (default: 0,1,2)")
     parser.add_argument("--rho", type=float, default=None, help="radius ρ of every method (default: 0.05)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 20)")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 128)")
@@ -66,6 +66,17 @@ def run(args) -> int:
     if args.output is not None and args.csv is not None and \
             os.path.abspath(args.output) == os.path.abspath(args.csv):
         raise ValueError(f"--output and --csv must be different files, got {args.output!r} for both")
+    if args.dtype != "float64":  # torch cannot apply a step size beyond the parameters' float range
+        largest = 3.3e38  # float32's (and bfloat16's) largest finite value, rounded down
+        for flag, values in (("--lr", args.learning_rates or []), ("--rho", [args.rho or 0.0]),
+                             ("--momentum", [args.momentum])):
+            if any(abs(value) > largest for value in values):
+                raise ValueError(f"{flag} must be <= {largest:g} with --dtype {args.dtype}, got "
+                                 f"{max(values, key=abs):g}")
+    if args.n_samples is not None and args.n_samples > 0 and args.dataset != "digits":
+        from .. import _limits
+
+        _limits.check_memory(f"--n-samples {args.n_samples}", _limits.mnist1d_bytes(args.n_samples))
     from ..repository import load_experiment
 
     try:
