@@ -116,10 +116,13 @@ def check_simulate(problem, eta, rho, seed, *, steps, record_every=0, record_ite
     simulate's own checks (this one then does nothing)."""
     if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) and steps > MAX_STEPS:
         raise ValueError(f"steps must be <= {MAX_STEPS:.0e} (samtheory._limits.MAX_STEPS), got {steps}")
+    integers = (int, np.integer)
+    record_every = 0 if record_every is None else record_every
+    if not isinstance(steps, integers) or not isinstance(record_every, integers) or isinstance(steps, bool):
+        return  # simulate refuses them, naming the argument
     try:
         shape = np.broadcast_shapes(np.shape(eta), np.shape(rho), np.shape(seed))
-        dim, steps = int(problem.dim), int(steps)
-        record_every = int(record_every or 0)
+        dim, steps, record_every = int(problem.dim), int(steps), int(record_every)
     except (AttributeError, TypeError, ValueError):
         return
     if steps < 1 or record_every < 0:
@@ -132,9 +135,9 @@ def check_simulate(problem, eta, rho, seed, *, steps, record_every=0, record_ite
                               n_samples=getattr(problem, "n_samples", None), batch_size=batch, workers=workers,
                               chunk_rows=chunk_rows, transformed=getattr(problem, "eigenvectors", None) is not None
                               or bool(np.any(getattr(problem, "center", 0))))
-    records = f", {steps // record_every + 1} records" if record_every else ""
-    check_memory(f"simulate with eta, rho and seed broadcast to shape {shape} ({n_rows} configurations of "
-                 f"dimension {dim}{records})", estimate)
+    records = f", record_every={record_every}: {steps // record_every + 1} records" if record_every else ""
+    check_memory(f"simulate with steps={steps}{records}, eta, rho and seed broadcast to shape {shape} ({n_rows} "
+                 f"configurations of dimension {dim})", estimate)
 
 
 def dataset_bytes(n_samples: int, dim: int) -> float:

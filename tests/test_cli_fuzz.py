@@ -20,6 +20,7 @@ import io
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -145,13 +146,15 @@ def _argv(tmp):
 # -- the stubs for the two slow commands -----------------------------------------------------------------------
 
 def _stub_slow_work(monkeypatch):
-    from samtheory import _figures
+    from samtheory import figures as _figures
 
     def fake_figure(name, *, quick, out_dir, cache_dir, force, directory=None):
         return _figures.FigureRun(name, [os.path.join(str(out_dir), f"{name}.png")], False, 0.0, 0.0)
 
     monkeypatch.setattr(_figures, "run_figure", fake_figure)
-    torch_neural = pytest.importorskip("samtheory.torch.neural")
+    from samtheory import repository
+
+    torch_neural = repository.load_experiment("neural", Path(__file__).resolve().parents[1])  # needs torch
     real_train_run = torch_neural.train_run
 
     def one_step(model_name, method, lr, seed, data, **settings):
@@ -162,6 +165,7 @@ def _stub_slow_work(monkeypatch):
         return real_train_run(model_name, method, lr, seed, small, **settings)
 
     monkeypatch.setattr(torch_neural, "train_run", one_step)
+    monkeypatch.setattr(repository, "load_experiment", lambda name, root=None: torch_neural)
 
 
 def _prepare(tmp):

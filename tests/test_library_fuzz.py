@@ -24,6 +24,7 @@ import samtheory as st
 from samtheory import _validation as check
 from samtheory import datasets, stability
 from samtheory.convex import SolverError, optima, pep
+from samtheory.problems import as_problem
 
 # -- the boundary helpers -------------------------------------------------------------------------------------
 
@@ -82,9 +83,9 @@ def test_as_scalar_bounds():
 
 def test_as_problem_and_seeds_and_vectors():
     problem = st.Quadratic([1.0])
-    assert check.as_problem("problem", problem) is problem
+    assert as_problem("problem", problem) is problem
     with pytest.raises(TypeError, match="problem must be a samtheory Problem, got 'quadratic'"):
-        check.as_problem("problem", "quadratic")
+        as_problem("problem", "quadratic")
     assert check.as_seed("seed", np.uint8(3)) == 3
     for bad in (-1, 2.0, True, np.array(1), 2**64):
         with pytest.raises(ValueError, match="seed must be a non-negative integer"):
@@ -166,7 +167,7 @@ def _attack(function, baseline: dict, argument: str, value, *, allowed_nan=froze
         assert "no optimal status" in str(error)
     except (ValueError, TypeError) as error:
         # A user rule that returns garbage is named as the rule it is.
-        rule = argument == "method" and callable(value) and f"update rule {st.get_method(value)[0]!r}" in str(error)
+        rule = argument == "method" and callable(value) and f"update rule {st.resolve_method(value).name!r}" in str(error)
         assert rule or _names(str(error), argument), \
             f"{argument}={value!r:.60}: the message does not name it: {error}"
     else:
@@ -265,17 +266,16 @@ def test_hostile_arguments_raise_naming_them_or_give_a_clean_result(name, data):
     _attack(function, baseline, argument, value, allowed_nan=allowed_nan, solver_errors=solver_errors)
 
 
-# -- what still fails, in modules rewritten elsewhere (each xfail is strict: it fails once fixed) -------------
+# -- leaks found by the fuzz in the closed forms and the bisection, fixed since (regression tests) -----------
 
-_ANALYTIC = "overflow in the closed forms of samtheory/stability/_analytic.py (being rewritten, issue 10)"
-_MEASURED = "samtheory/stability/_measured.py (being rewritten, issue 10)"
-_CLOSED_FORM = "overflow in a closed form of _algorithmic.py / convex/pep.py (moving to one module of closed forms)"
+# Each was an overflow/underflow RuntimeWarning or an unchecked argument before the closed forms moved to
+# samtheory/theory.py and the bisection checked its arguments first.
+_ANALYTIC = _MEASURED = _CLOSED_FORM = ""
 _CRITICAL = dict(problem=Q3, method="gd", rho=0.0, steps=20, n_points=2)
 
 
 def _pending(call, reason, id_):
-    return pytest.param(call, id=id_, marks=pytest.mark.xfail(strict=True, reason=reason,
-                                                               raises=(RuntimeWarning, AssertionError, OverflowError)))
+    return pytest.param(call, id=id_)  # reason: what leaked, kept in the list below
 
 
 @pytest.mark.parametrize("call", [
@@ -295,7 +295,7 @@ def _pending(call, reason, id_):
              "expansivity-1e308"),
     _pending(lambda: pep.gd_worst_case_bound(1e300, steps=2), _CLOSED_FORM, "pep-bound-1e300"),
 ])
-def test_known_leaks_outside_this_change(call):
+def test_former_leaks_stay_fixed(call):
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         call()

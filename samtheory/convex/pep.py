@@ -559,6 +559,8 @@ def usam_quadratic_threshold(rho, *, L: float = 1.0) -> np.ndarray:
     -------
     ndarray
     """
+    L = check.as_float_array("L", L, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
     return theory.usam_critical_learning_rate(L, rho)
 
 

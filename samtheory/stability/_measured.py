@@ -598,6 +598,7 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
     MeasuredThreshold
         One entry per ρ.
     """
+    problem = as_problem("problem", problem)
     check.choice("edge", edge, EDGES)
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
                    divergence_steps=divergence_steps)
