@@ -19,6 +19,7 @@ function                                  ora.  formula
 :func:`base_optimizer_critical_learning_rate` O15  2(1 + β)/((1 + 2β if Nesterov else 1)(a_max + w))
 :func:`heavy_ball_rate`                   O15   largest |root| of the momentum recursion on one curvature
 :func:`usam_expansivity`                  O14   κ(η, ρ) of USAM over L-smooth convex functions
+:func:`usam_expansivity_fraction`         O14   t* = cos² of the worst case's two curvature directions
 :func:`sam_cycle_suboptimality`           O18   λ₁³η²ρ²/(2(2 − ηλ₁)²)
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
@@ -38,7 +39,7 @@ __all__ = [
     "gd_critical_learning_rate", "usam_curvature", "usam_critical_learning_rate", "usam_max_stable_sharpness",
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
     "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
-    "usam_expansivity", "sam_cycle_suboptimality",
+    "usam_expansivity", "sam_cycle_suboptimality", "usam_expansivity_fraction",
 ]
 
 
@@ -515,25 +516,8 @@ def _usam_expansivity_squared(t, h, r):
     return 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
 
 
-def usam_expansivity(eta, rho, *, L: float = 1.0):
-    r"""O14: the expansivity κ(η, ρ) of the USAM map x ↦ x − η∇f(x + ρ∇f(x)) over L-smooth convex f.
-
-    κ² = max over t ∈ [0, 1] of ½[F + √(F² − 4D²)] with D = 1 − h(1 + rt), F = D² + 1 + h²r²t(1 − t), h = ηL,
-    r = ρL (e.g. κ(1, 1) = 2/√3). The maximum over t is taken on a grid of 1025 points, refined by 80
-    golden-section steps around the best one (to about 1e-15).
-
-    Parameters
-    ----------
-    eta, rho : array_like
-        η > 0 and ρ >= 0, broadcast together.
-    L : float, optional
-        Smoothness constant, > 0 (default 1).
-
-    Returns
-    -------
-    ndarray
-        κ >= 1, the broadcast shape of ``eta`` and ``rho``.
-    """
+def _usam_expansivity_maximizer(eta, rho, L):
+    """(t*, κ²): the maximizing fraction of O14 and the maximum, broadcast over η and ρ (validated)."""
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     L = check.as_scalar("L", L, positive=True)
@@ -547,8 +531,54 @@ def usam_expansivity(eta, rho, *, L: float = 1.0):
         a, b = high - golden * (high - low), low + golden * (high - low)
         left_better = _usam_expansivity_squared(a, h, r) >= _usam_expansivity_squared(b, h, r)
         low, high = np.where(left_better, low, a), np.where(left_better, b, high)
-    refined = _usam_expansivity_squared(0.5 * (low + high), h, r)
-    return np.sqrt(np.maximum(refined, values.max(axis=-1)))
+    middle = 0.5 * (low + high)
+    refined = _usam_expansivity_squared(middle, h, r)
+    on_grid = refined < values.max(axis=-1)
+    return np.where(on_grid, grid[best], middle), np.where(on_grid, values.max(axis=-1), refined)
+
+
+def usam_expansivity(eta, rho, *, L: float = 1.0):
+    r"""O14: the expansivity κ(η, ρ) of the USAM map x ↦ x − η∇f(x + ρ∇f(x)) over L-smooth convex f.
+
+    κ² = max over t ∈ [0, 1] of ½[F + √(F² − 4D²)] with D = 1 − h(1 + rt), F = D² + 1 + h²r²t(1 − t), h = ηL,
+    r = ρL (e.g. κ(1, 1) = 2/√3). The maximum over t is taken on a grid of 1025 points, refined by 80
+    golden-section steps around the best one (to about 1e-15). ½[F + √(F² − 4D²)] is the squared largest
+    singular value of the 2 × 2 matrix I − hB(I + rA) with A = aaᵀ, B = bbᵀ, unit a, b and t = (aᵀb)²: the
+    worst case is USAM on a function whose Hessian is LA around x, x' and LB around the ascent points
+    (:func:`usam_expansivity_fraction`, :func:`samtheory.stability.usam_expansivity_witness`).
+
+    Parameters
+    ----------
+    eta, rho : array_like
+        η > 0 and ρ >= 0, broadcast together.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+
+    Returns
+    -------
+    ndarray
+        κ >= 1, the broadcast shape of ``eta`` and ``rho``.
+    """
+    return np.sqrt(_usam_expansivity_maximizer(eta, rho, L)[1])
+
+
+def usam_expansivity_fraction(eta, rho, *, L: float = 1.0):
+    r"""O14: the maximizing t* ∈ [0, 1] of κ², the squared cosine between the two curvature directions a, b of
+    the worst case (see :func:`usam_expansivity`).
+
+    Parameters
+    ----------
+    eta, rho : array_like
+        η > 0 and ρ >= 0, broadcast together.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+
+    Returns
+    -------
+    ndarray
+        t*, the broadcast shape of ``eta`` and ``rho``.
+    """
+    return _usam_expansivity_maximizer(eta, rho, L)[0]
 
 
 def sam_cycle_suboptimality(eta, rho, lam):

@@ -24,7 +24,7 @@ from ..datasets import make_logistic_regression
 from ..engine import check_step, simulate
 from .. import theory
 from ..methods import BUILTIN_METHODS, METHODS, resolve_method
-from ..problems import as_problem, LogisticRegression, Problem, Quadratic
+from ..problems import as_problem, LogisticRegression, Problem, Quadratic, SmoothConvexInterpolant
 from ..result import DIVERGED
 
 __all__ = ["Expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
@@ -186,6 +186,98 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
                 if spec.kind is not None and np.isfinite(beta) else np.full(eta.shape, np.nan))
     return Expansivity(method=name, eta=eta.copy(), rho=rho.copy(), measured=measured, exact=exact,
                        analytic=analytic, n_pairs=n_pairs, radius=radius, beta=beta, mu=mu)
+
+
+@dataclass(frozen=True)
+class ExpansivityWitness:
+    """A 2-D L-smooth convex function on which one USAM step expands the pair (x, x') by exactly κ(η, ρ) (O14).
+
+    Attributes
+    ----------
+    problem : SmoothConvexInterpolant
+        The function: piecewise quadratic, a Moreau envelope of a polyhedral function, Hessian LA = L aaᵀ around
+        x and x' and LB = L bbᵀ around their ascent points, (aᵀb)² = ``fraction``.
+    x, x_prime : ndarray
+        The pair, shape (2,).
+    eta, rho, L : float
+        The step, the radius and the smoothness constant.
+    kappa : float
+        :func:`samtheory.theory.usam_expansivity` at (η, ρ, L).
+    fraction : float
+        :func:`samtheory.theory.usam_expansivity_fraction`: t* = (aᵀb)².
+    """
+
+    problem: SmoothConvexInterpolant
+    x: np.ndarray
+    x_prime: np.ndarray
+    eta: float
+    rho: float
+    L: float
+    kappa: float
+    fraction: float
+
+    def ratio(self) -> float:
+        """‖T(x) − T(x')‖/‖x − x'‖ for one step T of the engine's ``usam`` on :attr:`problem`."""
+        moved = simulate(self.problem, "usam", np.full(2, self.eta), self.rho, steps=1,
+                         x0=np.stack([self.x, self.x_prime])).x
+        return float(np.linalg.norm(moved[0] - moved[1]) / np.linalg.norm(self.x - self.x_prime))
+
+
+def usam_expansivity_witness(eta: float, rho: float, *, L: float = 1.0, separation: float = 1e-3
+                             ) -> ExpansivityWitness:
+    r"""The function of docs/theory.md O14 that attains USAM's expansivity κ(η, ρ) over L-smooth convex f.
+
+    With unit a = (1, 0), b = (√t*, √(1 − t*)), A = aaᵀ, B = bbᵀ, the map δ ↦ (I − ηLB(I + ρLA))δ has largest
+    singular value κ (its determinant and Frobenius norm are O14's D and F). Its top right singular vector,
+    scaled to ``separation``, is δ = x − x'. The first-order data are: x' = 0 with g(x') = q = (0.3, 0.7),
+    x = δ with g(x) = q + LAδ; ascent points y' = ρq, y = x + ρ g(x) with g(y') = (1 + ρL/2)q and
+    g(y) = g(y') + LB(y − y'); values quadratic within each pair (co-coercivity tight) and f(y') in the middle
+    of the interval that the pair (x', y') allows. Every interpolation condition of L-smooth convex functions
+    holds (the within-pair ones with equality, the cross ones strictly for ρ > 0 and a small separation), so
+    :class:`~samtheory.problems.SmoothConvexInterpolant` through these four points is a valid f with
+    ∇f = g there, and one USAM step maps x, x' to x − ηg(y), x' − ηg(y').
+
+    Parameters
+    ----------
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, > 0.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    separation : float, optional
+        ‖x − x'‖, in (0, 0.01] (default 1e-3: the cross conditions keep a margin of order ρ).
+
+    Returns
+    -------
+    ExpansivityWitness
+    """
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, positive=True)
+    L = check.as_scalar("L", L, positive=True)
+    separation = check.as_scalar("separation", separation, positive=True)
+    if separation > 0.01:
+        raise ValueError(f"separation must be in (0, 0.01], got {separation!r}")
+    t = float(theory.usam_expansivity_fraction(eta, rho, L=L))
+    a, b = np.array([1.0, 0.0]), np.array([np.sqrt(t), np.sqrt(1.0 - t)])
+    A, B = L * np.outer(a, a), L * np.outer(b, b)
+    delta = separation * np.linalg.svd(np.eye(2) - eta * B @ (np.eye(2) + rho * A))[2][0]
+    q = np.array([0.3, 0.7])
+    x_prime, x = np.zeros(2), delta
+    g_x = q + A @ delta
+    y_prime, y = x_prime + rho * q, x + rho * g_x
+    g_y_prime = (1.0 + 0.5 * rho * L) * q
+    g_y = g_y_prime + B @ (y - y_prime)
+    f_x = q @ delta + 0.5 * delta @ A @ delta
+    gap = np.sum((g_y_prime - q) ** 2) / (2.0 * L)
+    low, high = q @ (y_prime - x_prime) + gap, g_y_prime @ (y_prime - x_prime) - gap
+    f_y_prime = 0.5 * (low + high)
+    step = y - y_prime
+    f_y = f_y_prime + g_y_prime @ step + 0.5 * step @ B @ step
+    problem = SmoothConvexInterpolant(np.array([x, x_prime, y, y_prime]), np.array([g_x, q, g_y, g_y_prime]),
+                                      np.array([f_x, 0.0, f_y, f_y_prime]), L=L)
+    return ExpansivityWitness(problem=problem, x=x, x_prime=x_prime, eta=eta, rho=rho, L=L,
+                              kappa=float(theory.usam_expansivity(eta, rho, L=L)), fraction=t)
 
 
 # -- data sets S and S' ----------------------------------------------------------------------------------------

@@ -1,0 +1,137 @@
+"""USAM's expansivity over L-smooth convex functions (docs/theory.md O14): the closed form against the Gram-matrix
+SDP on a grid, the 2-D function that attains it, and the uniform-stability bound that uses it.
+
+Solver accuracy: the SDPs here are solved to 1e-10 (Clarabel's gap and feasibility; the library default 1e-7
+leaves errors up to 1.4e-6 relative on this grid, all of them solver error: they shrink with the tolerance). At
+1e-10 the SDP's error where κ is known exactly (ρ = 0: κ = 1 for ηL ≤ 2; κ(1, 1) = 2/√3) was measured at
+≤ 5e-11 relative, and the whole 10 × 11 grid agrees with the closed form to 1.4e-9; the grid test asserts 1e-8.
+"""
+
+import numpy as np
+import pytest
+
+import samtheory as st
+from samtheory import theory
+from samtheory.convex import pep
+
+SDP_TOLERANCE = 1e-10       # requested solver accuracy for the grid (see the module docstring)
+SDP_RTOL = 1e-8             # 7× the largest measured grid deviation (1.4e-9), 200× the known-value error
+GRID_ETA = np.linspace(0.1, 1.9, 10)   # ηL
+GRID_RHO = np.linspace(0.0, 2.0, 11)   # ρL; ηL(1 + ρL) ∈ [0.1, 5.7], κ ∈ [1, 4.7]
+
+
+@pytest.fixture
+def precise_sdp(monkeypatch):
+    monkeypatch.setattr(pep, "TOLERANCE", SDP_TOLERANCE)
+
+
+def _sdp(eta, rho):
+    return pep.expansivity_worst_case("usam", L=1.0, eta=float(eta), rho=float(rho)).worst_case
+
+
+# -- 1. the closed form against the SDP -----------------------------------------------------------------------
+def test_sdp_accuracy_where_the_expansivity_is_known(precise_sdp):
+    """ρ = 0 is GD, whose expansivity over L-smooth convex f is max(1, |1 − ηL|) = 1 for ηL ≤ 2; κ(1, 1) = 2/√3
+    (docs/theory.md O14). These measure the solver's accuracy that the grid test relies on."""
+    for eta in GRID_ETA:
+        assert _sdp(eta, 0.0) == pytest.approx(1.0, rel=1e-9)  # 5e-11 measured; 20× margin
+    assert _sdp(1.0, 1.0) == pytest.approx(2.0 / np.sqrt(3.0), rel=1e-9)
+
+
+def test_usam_expansivity_equals_the_sdp_on_a_10_by_11_grid(precise_sdp):
+    """110 SDPs (about 2 s): the closed form κ(η, ρ) is the exact worst case over L-smooth convex functions."""
+    sdp = np.array([[_sdp(eta, rho) for rho in GRID_RHO] for eta in GRID_ETA])
+    closed = theory.usam_expansivity(GRID_ETA[:, None], GRID_RHO[None, :])
+    np.testing.assert_allclose(sdp, closed, rtol=SDP_RTOL, atol=0)  # SDP_RTOL: see the module docstring
+    assert closed.max() > 4.0 and np.sum(closed > 1.0 + 1e-3) > 60  # the grid reaches far beyond κ = 1
+
+
+def test_usam_expansivity_scales_with_L():
+    """κ depends on ηL and ρL only (float64 closed form, 1e-12 relative)."""
+    eta, rho = np.array([0.05, 0.3]), np.array([0.5, 0.1])
+    np.testing.assert_allclose(theory.usam_expansivity(eta, rho, L=4.0), theory.usam_expansivity(4 * eta, 4 * rho),
+                               rtol=1e-12)
+
+
+# -- 2. the attaining function ---------------------------------------------------------------------------------
+WITNESS_CASES = [(0.5, 0.2), (1.0, 1.0), (0.5, 1.0), (0.1, 0.2), (1.5, 2.0), (0.3, 0.05)]
+
+
+@pytest.mark.parametrize("eta, rho", WITNESS_CASES)
+def test_the_witness_function_attains_kappa(eta, rho):
+    """One step of the engine's usam on the 2-D interpolant expands x − x' by exactly κ(η, ρ). Tolerance 1e-8
+    relative (the issue's); measured ≤ 3e-11: ‖x − x'‖ = 1e-3, so rounding of O(1) iterates costs ~1e-13."""
+    witness = st.stability.usam_expansivity_witness(eta, rho)
+    assert witness.problem.dim == 2
+    assert witness.ratio() == pytest.approx(theory.usam_expansivity(eta, rho), rel=1e-8)
+    assert witness.kappa > 1.0  # an expansion that no quadratic with ηL(1 + ρL) ≤ 2 has (O10)
+
+
+def test_the_witness_at_scale_L():
+    witness = st.stability.usam_expansivity_witness(0.25, 0.5, L=2.0)
+    assert witness.ratio() == pytest.approx(theory.usam_expansivity(0.5, 1.0), rel=1e-8)  # κ(ηL, ρL); as above
+
+
+@pytest.mark.parametrize("eta, rho", WITNESS_CASES[:3])
+def test_the_witness_is_convex_and_L_smooth(eta, rho):
+    """On 4000 random pairs around the data: f(z') ≥ f(z) + ⟨∇f(z), z' − z⟩ (convex), ⟨Δg, Δz⟩ ≥ ‖Δg‖²/L
+    (co-coercive, hence monotone and L-Lipschitz), ‖Δg‖ ≤ L‖Δz‖. Tolerance 1e-12 absolute: values and
+    gradients are O(1) sums of a few products."""
+    witness = st.stability.usam_expansivity_witness(eta, rho)
+    f = witness.problem
+    rng = np.random.default_rng(7)
+    Z = rng.normal(size=(4000, 2)) * 1.5 + 0.5 * rho * np.array([0.3, 0.7])
+    Zp = Z + rng.normal(size=Z.shape) * 10.0 ** rng.uniform(-4, 0.5, size=(4000, 1))
+    gz, gzp = f.grad(Z), f.grad(Zp)
+    dz, dg = Zp - Z, gzp - gz
+    assert np.all(f.loss(Zp) - f.loss(Z) - np.sum(gz * dz, axis=1) >= -1e-12)
+    assert np.all(np.sum(dg * dz, axis=1) >= -1e-12)
+    assert np.all(np.sum(dg * dz, axis=1) - np.sum(dg * dg, axis=1) / f.L >= -1e-12)
+    assert np.all(np.linalg.norm(dg, axis=1) <= f.L * np.linalg.norm(dz, axis=1) + 1e-12)
+    # It is a genuinely nonquadratic function: the Hessian (finite differences of ∇f) differs across points.
+    assert np.ptp(np.linalg.norm(dg, axis=1) / np.linalg.norm(dz, axis=1)) > 0.5
+
+
+def test_interpolant_reproduces_its_data():
+    """f(x_i) = f_i and ∇f(x_i) = g_i (1e-12 absolute: O(1) data, exact minimization over the simplex)."""
+    f = st.stability.usam_expansivity_witness(1.0, 1.0).problem
+    np.testing.assert_allclose(f.loss(f.points), f.values, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(f.grad(f.points), f.gradients, rtol=0, atol=1e-12)
+
+
+def test_interpolant_of_a_quadratic_is_the_quadratic():
+    """Data sampled from f = ½‖x‖²_H with H ⪯ L I are interpolated; the interpolant agrees with f at the data
+    and lies above every tangent (1e-12 absolute, as above)."""
+    H = np.diag([1.0, 0.25])
+    X = np.array([[0.0, 0.0], [1.0, 0.5], [-0.5, 2.0], [0.3, -1.0]])
+    f = st.SmoothConvexInterpolant(X, X @ H, 0.5 * np.sum(X * (X @ H), axis=1), L=1.0)
+    np.testing.assert_allclose(f.grad(X), X @ H, atol=1e-12, rtol=0)
+    assert float(f.loss(np.zeros(2))) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_interpolant_refuses_data_no_smooth_convex_function_has():
+    with pytest.raises(ValueError, match="no L-smooth convex function interpolates"):
+        st.SmoothConvexInterpolant([[0.0], [1.0]], [[0.0], [3.0]], [0.0, 0.5], L=1.0)  # ‖Δg‖ > L‖Δx‖
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(points=np.zeros((0, 2)), gradients=np.zeros((0, 2)), values=np.zeros(0)), "points must have shape"),
+    (dict(points=np.zeros((11, 1)), gradients=np.zeros((11, 1)), values=np.zeros(11)), "points must have shape"),
+    (dict(points=np.zeros((2, 2)), gradients=np.zeros((2, 1)), values=np.zeros(2)), "gradients must have"),
+    (dict(points=np.zeros((2, 2)), gradients=np.zeros((2, 2)), values=np.zeros(3)), "values must have"),
+    (dict(points=[[np.nan]], gradients=[[0.0]], values=[0.0]), "points"),
+    (dict(points=[[0.0]], gradients=[[0.0]], values=[0.0], L=0.0), "L must be > 0"),
+])
+def test_interpolant_bad_input(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        st.SmoothConvexInterpolant(**arguments)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (dict(eta=0.0, rho=0.1), "eta must be > 0"), (dict(eta=0.5, rho=0.0), "rho must be > 0"),
+    (dict(eta=0.5, rho=0.1, L=-1.0), "L must be > 0"),
+    (dict(eta=0.5, rho=0.1, separation=0.5), "separation must be in"),
+])
+def test_witness_bad_input(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        st.stability.usam_expansivity_witness(**arguments)
