@@ -20,6 +20,7 @@ function                                  ora.  formula
 :func:`heavy_ball_rate`                   O15   largest |root| of the momentum recursion on one curvature
 :func:`usam_expansivity`                  O14   κ(η, ρ) of USAM over L-smooth convex functions
 :func:`usam_expansivity_fraction`         O14   t* = cos² of the worst case's two curvature directions
+:func:`usam_uniform_stability_bound`      O14   HRS with κ: (2ηG(1 + ρβ)/n)(a^T − 1)/(a − 1), a = 1 + (1 − 1/n)(κ − 1)
 :func:`sam_cycle_suboptimality`           O18   λ₁³η²ρ²/(2(2 − ηλ₁)²)
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
@@ -40,6 +41,7 @@ __all__ = [
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
     "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
     "usam_expansivity", "sam_cycle_suboptimality", "usam_expansivity_fraction",
+    "usam_uniform_stability_bound",
 ]
 
 
@@ -597,3 +599,53 @@ def sam_cycle_suboptimality(eta, rho, lam):
     lam = check.as_float_array("lam", lam, positive=True)
     amplitude = sam_cycle_amplitude(eta, rho, lam)
     return 0.5 * lam * amplitude**2
+
+
+def usam_uniform_stability_bound(eta, rho, steps, *, n_samples, lipschitz, beta):
+    r"""O14 with Hardt–Recht–Singer: E‖w_T − w'_T‖ for SGD-style USAM (one example per step) on S and S'.
+
+    Per-example losses convex, β-smooth and G-Lipschitz at the iterates (G = ``lipschitz``); S and S' differ in
+    one of n examples; each step draws its example uniformly, the same in both runs, and USAM takes both
+    gradients on it. Shared example (probability 1 − 1/n): one USAM step is κ-expansive,
+    κ = :func:`usam_expansivity` (η, ρ, L = β), in place of GD's 1. Differing example (1/n): the gradient at
+    the ascent point y = w + ρ∇f(w) has norm ≤ ‖∇f(w)‖ + βρ‖∇f(w)‖ ≤ G(1 + ρβ), so each step moves by at most
+    σ = ηG(1 + ρβ) and ‖T(w) − T'(w')‖ ≤ ‖w − w'‖ + 2σ (HRS Lemma 2.5). Hence
+    E δ_{t+1} ≤ a E δ_t + 2σ/n with a = 1 + (1 − 1/n)(κ − 1), and from δ_0 = 0
+
+        E δ_T ≤ (2ηG(1 + ρβ)/n) (a^T − 1)/(a − 1)   (= 2ηG(1 + ρβ)T/n when κ = 1).
+
+    The loss-stability bound is G times this (:math:`|f(w; z) − f(w'; z)| ≤ G‖w − w'‖`). With ρ = 0 it is
+    HRS Theorem 3.8 for η ≤ 2/β (κ = 1 there).
+
+    Parameters
+    ----------
+    eta : array_like
+        Learning rate(s), > 0 (constant over the run).
+    rho : array_like
+        Radius (radii), >= 0.
+    steps : array_like
+        T, >= 0 (integers or floats).
+    n_samples : int
+        n, >= 1.
+    lipschitz : float
+        G, >= 0.
+    beta : float
+        Per-example smoothness β, > 0.
+
+    Returns
+    -------
+    ndarray
+        The bound on E‖w_T − w'_T‖, the broadcast shape of ``eta``, ``rho``, ``steps``.
+    """
+    steps = check.as_float_array("steps", steps, nonnegative=True)
+    n_samples = check.as_positive_int("n_samples", n_samples)
+    lipschitz = check.as_scalar("lipschitz", lipschitz, nonnegative=True)
+    beta = check.as_scalar("beta", beta, positive=True)
+    kappa = usam_expansivity(eta, rho, L=beta)
+    eta, rho, steps, kappa = np.broadcast_arrays(check.as_float_array("eta", eta), check.as_float_array("rho", rho),
+                                                 steps, kappa)
+    growth = (1.0 - 1.0 / n_samples) * (kappa - 1.0)  # a − 1 >= 0
+    with np.errstate(over="ignore"):
+        geometric = np.where(growth > 0, np.expm1(steps * np.log1p(growth)) / np.where(growth > 0, growth, 1.0),
+                             steps)
+    return 2.0 * eta * lipschitz * (1.0 + rho * beta) / n_samples * geometric

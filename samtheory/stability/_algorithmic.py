@@ -432,6 +432,15 @@ class StabilityResult:
         Whether η ≤ 2/``beta_max`` (where the bounds are proven, for ``gd``).
     n_diverged : ndarray of int
         Diverged trials per method (on S or S').
+    usam_parameter_bound, usam_stability_bound : ndarray
+        USAM's bounds with κ in place of 1 (docs/theory.md O14,
+        :func:`samtheory.theory.usam_uniform_stability_bound` with G = ``lipschitz`` and β = ``beta_max``), shape
+        ``(len(steps),)``; the second is G times the first. Proven for ``usam`` with ``batch_size=1``
+        (``usam_bound_applies``), for every η.
+    usam_kappa : float
+        κ(η, ρ) with L = ``beta_max``.
+    usam_bound_applies : bool
+        Whether ``batch_size`` is 1.
     divergence_trials, loss_difference_trials, generalization_gap_trials : ndarray
         Per trial, shape ``(len(methods), len(steps), n_trials)``.
     """
@@ -458,6 +467,10 @@ class StabilityResult:
     divergence_trials: np.ndarray = field(repr=False)
     loss_difference_trials: np.ndarray = field(repr=False)
     generalization_gap_trials: np.ndarray = field(repr=False)
+    usam_parameter_bound: np.ndarray = field(default=None, repr=False)
+    usam_stability_bound: np.ndarray = field(default=None, repr=False)
+    usam_kappa: float = float("nan")
+    usam_bound_applies: bool = False
 
     def to_records(self) -> list[dict]:
         """One row per method: the values at the last step, beside the bounds. ``status`` is ``"ok"``, or
@@ -601,6 +614,8 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
     lipschitz = feature_norm + split.train.l2 * largest_norm
     beta_max = float(np.max(np.sum(features * features, axis=1))) / 4.0 + split.train.l2
     cumulative_eta = eta * checkpoints.astype(np.float64)
+    usam_bound = theory.usam_uniform_stability_bound(eta, rho, checkpoints, n_samples=n, lipschitz=lipschitz,
+                                                     beta=beta_max)
 
     def mean(values):
         with np.errstate(invalid="ignore"):
@@ -616,7 +631,10 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
         lipschitz_how=(f"L = max_i ||x_i|| + l2 * max_t ||w_t|| = {feature_norm:.4g} + {split.train.l2:g} * "
                        f"{largest_norm:.4g} (max over the examples of S and S', and over every recorded iterate)"),
         beta_max=beta_max, bound_applies=bool(eta <= 2.0 / beta_max), n_diverged=n_diverged,
-        divergence_trials=divergence, loss_difference_trials=loss_difference, generalization_gap_trials=gap)
+        divergence_trials=divergence, loss_difference_trials=loss_difference, generalization_gap_trials=gap,
+        usam_parameter_bound=usam_bound, usam_stability_bound=lipschitz * usam_bound,
+        usam_kappa=float(theory.usam_expansivity(eta, rho, L=beta_max)),
+        usam_bound_applies=batch_size == 1)
 
 
 def _largest_example_gradient(problem: LogisticRegression, W: np.ndarray) -> float:
