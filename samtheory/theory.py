@@ -22,6 +22,7 @@ function                                  ora.  formula
 :func:`usam_expansivity_fraction`         O14   t* = cos² of the worst case's two curvature directions
 :func:`usam_uniform_stability_bound`      O14   HRS with κ: (2ηG(1 + ρβ)/n)(a^T − 1)/(a − 1), a = 1 + (1 − 1/n)(κ − 1)
 :func:`sam_cycle_suboptimality`           O18   λ₁³η²ρ²/(2(2 − ηλ₁)²)
+:func:`sam_step_decay_landing`            O18   a(1 − 2G): SAM one step after η → Gη on its 2-cycle
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
 ========================================  ====  ========================================================
@@ -41,7 +42,7 @@ __all__ = [
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
     "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
     "usam_expansivity", "sam_cycle_suboptimality", "usam_expansivity_fraction",
-    "usam_uniform_stability_bound",
+    "usam_uniform_stability_bound", "sam_step_decay_landing",
 ]
 
 
@@ -649,3 +650,27 @@ def usam_uniform_stability_bound(eta, rho, steps, *, n_samples, lipschitz, beta)
         geometric = np.where(growth > 0, np.expm1(steps * np.log1p(growth)) / np.where(growth > 0, growth, 1.0),
                              steps)
     return 2.0 * eta * lipschitz * (1.0 + rho * beta) / n_samples * geometric
+
+
+def sam_step_decay_landing(eta, rho, lam, factor):
+    r"""O18: where SAM lands, one step after η drops to Gη on its 2-cycle: x_{k+1} = a(1 − 2G) (times the side's
+    sign), a = :func:`sam_cycle_amplitude` (η, ρ, λ₁) the old amplitude.
+
+    From x = a > 0, x⁺ = a − Gηλ₁(a + ρ) and a + ρ = 2ρ/(2 − ηλ₁), so x⁺ = a − 2Ga. The new cycle has amplitude
+    a' = :func:`sam_cycle_amplitude` (Gη, ρ, λ₁); in 1-D the deviation |x| − a' then shrinks by |1 − Gηλ₁| per
+    step. G = ½ lands exactly on the minimizer of the sharp mode.
+
+    Parameters
+    ----------
+    eta, rho, lam : array_like
+        The step before the drop η > 0 (ηλ₁ < 2), ρ >= 0 and λ₁ > 0, broadcast together.
+    factor : array_like
+        G > 0, the drop η → Gη.
+
+    Returns
+    -------
+    ndarray
+        a(1 − 2G), the broadcast shape.
+    """
+    factor = check.as_float_array("factor", factor, positive=True)
+    return sam_cycle_amplitude(eta, rho, lam) * (1.0 - 2.0 * factor)
