@@ -559,17 +559,18 @@ class SmoothConvexInterpolant(Problem):
     def _solve(self, X):
         """(f, ∇f) at each row of X: the smallest objective over the faces' feasible stationary points."""
         best = np.full(X.shape[0], np.inf)
-        gradient = np.zeros_like(X)
-        LX = self.L * X
-        for S, V, P, p in self._faces:
-            lam = _rowwise_matmul(-(self._offsets[S] + _rowwise_matmul(X, V)), P) + p
-            feasible = (lam.min(axis=1) >= -1e-12) & (np.abs(lam.sum(axis=1) - 1.0) <= 1e-12)
-            lam = np.maximum(lam, 0.0)
-            lam /= np.maximum(lam.sum(axis=1, keepdims=True), 1e-300)
-            w = LX + _rowwise_matmul(lam, V.T.copy())
-            value = _rowwise_matmul(lam, self._offsets[S][:, None])[:, 0] + _row_dots(w, w) / (2.0 * self.L)
-            better = feasible & (value < best)
-            best[better], gradient[better] = value[better], w[better]
+        with np.errstate(over="ignore", invalid="ignore"):  # far from the data: inf, the engine's divergence
+            LX = self.L * X
+            gradient = LX.copy()  # the leading term, kept where no face is found (non-finite input)
+            for S, V, P, p in self._faces:
+                lam = _rowwise_matmul(-(self._offsets[S] + _rowwise_matmul(X, V)), P) + p
+                feasible = (lam.min(axis=1) >= -1e-12) & (np.abs(lam.sum(axis=1) - 1.0) <= 1e-12)
+                lam = np.maximum(lam, 0.0)
+                lam /= np.maximum(lam.sum(axis=1, keepdims=True), 1e-300)
+                w = LX + _rowwise_matmul(lam, V.T.copy())
+                value = _rowwise_matmul(lam, self._offsets[S][:, None])[:, 0] + _row_dots(w, w) / (2.0 * self.L)
+                better = feasible & (value < best)
+                best[better], gradient[better] = value[better], w[better]
         return best, gradient
 
     def _loss(self, X, batch):

@@ -513,10 +513,12 @@ def analytic_expansivity(method, eta, rho=0.0, *, beta: float, mu: float = 0.0,
 # -- O14, O18 ----------------------------------------------------------------------------------------------------
 
 def _usam_expansivity_squared(t, h, r):
-    """½[F + √(F² − 4D²)] of O14 at the fraction t ∈ [0, 1]."""
-    damping = 1.0 - h * (1.0 + r * t)
-    trace = damping**2 + 1.0 + h**2 * r**2 * t * (1.0 - t)
-    return 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
+    """½[F + √(F² − 4D²)] of O14 at the fraction t ∈ [0, 1] (inf where it exceeds the float range)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        damping = 1.0 - h * (1.0 + r * t)
+        trace = damping**2 + 1.0 + h**2 * r**2 * t * (1.0 - t)
+        value = 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
+    return np.where(np.isnan(value), np.inf, value)
 
 
 def _usam_expansivity_maximizer(eta, rho, L):
@@ -524,7 +526,8 @@ def _usam_expansivity_maximizer(eta, rho, L):
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     L = check.as_scalar("L", L, positive=True)
-    h, r = np.broadcast_arrays(eta * L, rho * L)
+    with np.errstate(over="ignore"):
+        h, r = np.broadcast_arrays(eta * L, rho * L)
     grid = np.linspace(0.0, 1.0, 1025)
     values = _usam_expansivity_squared(grid, h[..., None], r[..., None])
     best = np.argmax(values, axis=-1)
@@ -560,7 +563,7 @@ def usam_expansivity(eta, rho, *, L: float = 1.0):
     Returns
     -------
     ndarray
-        κ >= 1, the broadcast shape of ``eta`` and ``rho``.
+        κ >= 1, the broadcast shape of ``eta`` and ``rho``; inf where κ² exceeds the float range.
     """
     return np.sqrt(_usam_expansivity_maximizer(eta, rho, L)[1])
 
@@ -636,7 +639,8 @@ def usam_uniform_stability_bound(eta, rho, steps, *, n_samples, lipschitz, beta)
     Returns
     -------
     ndarray
-        The bound on E‖w_T − w'_T‖, the broadcast shape of ``eta``, ``rho``, ``steps``.
+        The bound on E‖w_T − w'_T‖, the broadcast shape of ``eta``, ``rho``, ``steps``; inf where it exceeds
+        the float range (e.g. κ = 5.6 and T = 1000).
     """
     steps = check.as_float_array("steps", steps, nonnegative=True)
     n_samples = check.as_positive_int("n_samples", n_samples)
@@ -645,11 +649,12 @@ def usam_uniform_stability_bound(eta, rho, steps, *, n_samples, lipschitz, beta)
     kappa = usam_expansivity(eta, rho, L=beta)
     eta, rho, steps, kappa = np.broadcast_arrays(check.as_float_array("eta", eta), check.as_float_array("rho", rho),
                                                  steps, kappa)
-    growth = (1.0 - 1.0 / n_samples) * (kappa - 1.0)  # a − 1 >= 0
-    with np.errstate(over="ignore"):
-        geometric = np.where(growth > 0, np.expm1(steps * np.log1p(growth)) / np.where(growth > 0, growth, 1.0),
-                             steps)
-    return 2.0 * eta * lipschitz * (1.0 + rho * beta) / n_samples * geometric
+    with np.errstate(over="ignore", invalid="ignore"):  # a bound beyond the float range is inf (vacuous)
+        growth = (1.0 - 1.0 / n_samples) * (kappa - 1.0)  # a − 1 >= 0
+        safe = np.where(np.isfinite(growth) & (growth > 0), growth, 1.0)
+        geometric = np.where(growth > 0, np.expm1(steps * np.log1p(growth)) / safe, steps)
+        bound = 2.0 * eta * lipschitz * (1.0 + rho * beta) / n_samples * geometric
+    return np.where(np.isnan(bound), np.inf, bound)
 
 
 def sam_step_decay_landing(eta, rho, lam, factor):

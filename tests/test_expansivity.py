@@ -181,3 +181,16 @@ def test_usam_uniform_stability_bound_bad_input(arguments, message):
     base = dict(eta=0.1, rho=0.05, steps=10, n_samples=10, lipschitz=1.0, beta=1.0)
     with pytest.raises(ValueError, match=message):
         theory.usam_uniform_stability_bound(**{**base, **arguments})
+
+
+def test_closed_forms_beyond_the_float_range_are_inf_without_warnings():
+    """κ and the stability bound for η, ρ near the float limit: inf (a vacuous bound), never NaN or a warning
+    (RuntimeWarnings are errors in this suite)."""
+    assert np.isinf(theory.usam_expansivity(1e300, 1e300, L=1e300))
+    assert np.isinf(theory.usam_uniform_stability_bound(1e300, 1e300, 1e300, n_samples=1, lipschitz=1e300,
+                                                        beta=1e300))
+    assert np.isinf(theory.usam_uniform_stability_bound(0.01, 0.05, 1000, n_samples=400, lipschitz=5.0, beta=105.5))
+    far = st.SmoothConvexInterpolant([[0.0]], [[0.0]], [0.0]).grad([[1e300]])
+    assert np.all(np.isfinite(far) | np.isinf(far))
+    run = st.simulate(st.SmoothConvexInterpolant([[0.0]], [[0.0]], [0.0]), "usam", 10.0, 1.0, steps=200, x0=[1.0])
+    assert run.status == st.DIVERGED  # f = ½x², ηL(1 + ρL) = 20 > 2 (O2): divergence, caught by the engine
