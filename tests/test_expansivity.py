@@ -194,3 +194,23 @@ def test_closed_forms_beyond_the_float_range_are_inf_without_warnings():
     assert np.all(np.isfinite(far) | np.isinf(far))
     run = st.simulate(st.SmoothConvexInterpolant([[0.0]], [[0.0]], [0.0]), "usam", 10.0, 1.0, steps=200, x0=[1.0])
     assert run.status == st.DIVERGED  # f = ½x², ηL(1 + ρL) = 20 > 2 (O2): divergence, caught by the engine
+
+
+def test_cli_stability_gap_reports_the_usam_bound(capsys):
+    import json
+
+    from samtheory.cli import main
+
+    assert main(["stability-gap", "--quick", "--steps", "40", "--trials", "2", "--methods", "usam", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["usam_bound_status"] == "ok" and row["usam_kappa"] > 1.0
+    assert row["divergence"] <= row["usam_parameter_bound"]
+    # η = 1000: κ ≈ 9e3, so κ^200 is far beyond the float range.
+    assert main(["stability-gap", "--quick", "--steps", "200", "--trials", "2", "--methods", "usam", "--json",
+                 "--eta", "1000"]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text and "Infinity" not in text  # strict JSON: null and a status
+    assert json.loads(text)["usam_bound_status"] == "vacuous"
+    assert main(["stability-gap", "--quick", "--steps", "40", "--trials", "2", "--methods", "usam",
+                 "--batch-size", "0"]) == 0
+    assert "not proven for batch size != 1" in capsys.readouterr().out

@@ -475,10 +475,20 @@ class StabilityResult:
     def to_records(self) -> list[dict]:
         """One row per method: the values at the last step, beside the bounds. ``status`` is ``"ok"``, or
         ``"all_diverged"`` when every trial of the method diverged: its means are then undefined and are None
-        (never NaN)."""
+        (never NaN). USAM's κ bound (``usam_parameter_bound``, ``usam_stability_bound``, the same on every row,
+        like SGD's) is None where it exceeds the float range; ``usam_bound_status`` is ``"ok"``, ``"vacuous"``
+        (inf) or ``"not_proven"`` (batch size other than 1)."""
         def mean_at_end(values, m):
             value = float(values[m, -1])
             return value if np.isfinite(value) else None
+
+        usam_bound = None if self.usam_parameter_bound is None else float(self.usam_parameter_bound[-1])
+        finite = usam_bound is not None and np.isfinite(usam_bound)
+        usam_status = "not_proven" if not self.usam_bound_applies else ("ok" if finite else "vacuous")
+        usam = {"usam_kappa": self.usam_kappa if np.isfinite(self.usam_kappa) else None,
+                "usam_parameter_bound": usam_bound if finite else None,
+                "usam_stability_bound": self.lipschitz * usam_bound if finite else None,
+                "usam_bound_status": usam_status}
 
         return [{"data": self.data, "method": name, "steps": int(self.steps[-1]), "eta": self.eta, "rho": self.rho,
                  "batch_size": self.batch_size, "n_trials": self.n_trials,
@@ -488,7 +498,7 @@ class StabilityResult:
                  "loss_difference": mean_at_end(self.loss_difference, m),
                  "generalization_gap": mean_at_end(self.generalization_gap, m),
                  "stability_bound": float(self.stability_bound[-1]), "lipschitz": self.lipschitz,
-                 "n_diverged": int(self.n_diverged[m])} for m, name in enumerate(self.methods)]
+                 "n_diverged": int(self.n_diverged[m]), **usam} for m, name in enumerate(self.methods)]
 
 
 def _per_example_loss(problem: LogisticRegression, W: np.ndarray) -> np.ndarray:
