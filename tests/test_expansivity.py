@@ -67,6 +67,17 @@ def test_the_witness_function_attains_kappa(eta, rho):
     assert witness.kappa > 1.0  # an expansion that no quadratic with ηL(1 + ρL) ≤ 2 has (O10)
 
 
+def test_the_witness_attains_kappa_across_eta_rho_and_L():
+    """84 witnesses: ηL ∈ [0.05, 3], ρL ∈ [0.01, 5], L ∈ {0.3, 3}; each is a valid interpolant (its
+    constructor checks every interpolation condition) and one engine step attains κ(ηL, ρL) to 1e-8 relative
+    (measured ≤ 1.4e-9)."""
+    for L in (0.3, 3.0):
+        for h in np.linspace(0.05, 3.0, 6):
+            for r in (0.01, 0.05, 0.2, 0.5, 1.0, 2.0, 5.0):
+                witness = st.stability.usam_expansivity_witness(h / L, r / L, L=L)
+                assert witness.ratio() == pytest.approx(float(theory.usam_expansivity(h, r)), rel=1e-8), (h, r, L)
+
+
 def test_the_witness_at_scale_L():
     witness = st.stability.usam_expansivity_witness(0.25, 0.5, L=2.0)
     assert witness.ratio() == pytest.approx(theory.usam_expansivity(0.5, 1.0), rel=1e-8)  # κ(ηL, ρL); as above
