@@ -225,3 +225,14 @@ def test_cli_stability_gap_reports_the_usam_bound(capsys):
     assert main(["stability-gap", "--quick", "--steps", "40", "--trials", "2", "--methods", "usam",
                  "--batch-size", "0"]) == 0
     assert "not proven for batch size != 1" in capsys.readouterr().out
+
+
+def test_interpolant_rows_do_not_depend_on_their_batch():
+    """Each row's value and gradient are bit-identical whether evaluated alone or inside a batch (tolerance 0;
+    the engine's determinism contract)."""
+    f = st.stability.usam_expansivity_witness(0.5, 1.0).problem
+    Z = np.random.default_rng(3).normal(size=(37, 2))
+    batch_grad, batch_loss = f.grad(Z), f.loss(Z)
+    for k in (0, 5, 36):
+        np.testing.assert_array_equal(f.grad(Z[k]), batch_grad[k])
+        assert f.loss(Z[k]) == batch_loss[k]
