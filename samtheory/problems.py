@@ -7,6 +7,7 @@ smoothness ``beta`` and, where known, strong convexity ``mu``, a ``minimizer`` a
 
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import numpy as np
@@ -15,7 +16,8 @@ from scipy import special, stats
 from . import _validation as check
 from .methods import _row_norm
 
-__all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization", "as_problem"]
+__all__ = ["Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization",
+           "SmoothConvexInterpolant", "as_problem"]
 
 GradientOracle = Callable[[np.ndarray], np.ndarray]
 _TILE_LIMIT = 1 << 16  # largest batch (in numbers) for which Quadratic caches a tiled copy of λ
@@ -480,6 +482,105 @@ class ScalarFactorization(Problem):
 
     def __repr__(self):
         return f"ScalarFactorization(target={self.target:g})"
+
+
+class SmoothConvexInterpolant(Problem):
+    r"""The L-smooth convex function through given first-order data (x_i, g_i, f_i), i = 1…m.
+
+    Data satisfy the interpolation conditions of L-smooth convex functions (Taylor, Hendrickx & Glineur 2017)
+    f_i ≥ f_j + ⟨g_j, x_i − x_j⟩ + ‖g_i − g_j‖²/(2L) for all i ≠ j (checked: ``ValueError`` otherwise), and
+    the function is the conjugate of the (1/L)-strongly convex max-of-quadratics through the conjugate data:
+
+        f(z) = min over λ in the simplex of  Σ λ_i (f_i − ‖g_i‖²/(2L)) + ‖Lz + Σ λ_i (g_i − L x_i)‖²/(2L),
+        ∇f(z) = Lz + Σ λ*_i (g_i − L x_i).
+
+    It is piecewise quadratic: the Moreau envelope, with parameter 1/L, of a polyhedral function. It is convex
+    and L-smooth, and f(x_i) = f_i, ∇f(x_i) = g_i. The minimum over λ is exact: every support of λ is tried
+    (the stationary point on each face by a pseudo-inverse, kept where λ ≥ 0), so m is at most 10.
+    :func:`samtheory.stability.usam_expansivity_witness` builds the function that attains USAM's expansivity
+    κ(η, ρ) (docs/theory.md O14).
+
+    Parameters
+    ----------
+    points : array_like
+        x_i, shape (m, d), finite, 1 <= m <= 10.
+    gradients : array_like
+        g_i, shape (m, d), finite.
+    values : array_like
+        f_i, shape (m,), finite.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    """
+
+    name = "interpolant"
+    _MAX_POINTS = 10
+
+    def __init__(self, points, gradients, values, L: float = 1.0):
+        X = check.as_float_array("points", points)
+        G = check.as_float_array("gradients", gradients)
+        F = check.as_float_array("values", values)
+        if X.ndim != 2 or not 1 <= X.shape[0] <= self._MAX_POINTS or X.shape[1] < 1:
+            raise ValueError(f"points must have shape (m, d) with 1 <= m <= {self._MAX_POINTS}, got {X.shape}")
+        if G.shape != X.shape:
+            raise ValueError(f"gradients must have the shape of points {X.shape}, got {G.shape}")
+        if F.shape != X.shape[:1]:
+            raise ValueError(f"values must have shape ({X.shape[0]},), got {F.shape}")
+        self.L = self.beta = check.as_scalar("L", L, positive=True)
+        self.mu, self.dim = 0.0, X.shape[1]
+        self.points, self.gradients, self.values = X, G, F
+        slack = self.interpolation_slack()
+        scale = 1.0 + np.abs(F).max() + np.abs(G).max() * np.abs(X).max() + np.abs(G).max() ** 2 / self.L
+        if slack.min() < -1e-10 * scale:
+            i, j = np.unravel_index(np.argmin(slack), slack.shape)
+            raise ValueError(f"points, gradients, values: no L-smooth convex function interpolates them (L = "
+                             f"{self.L:g}): the condition from point {j} to point {i} fails by {-slack[i, j]:.3g}")
+        self._offsets = F - np.sum(G * G, axis=1) / (2.0 * self.L)   # c_i
+        self._directions = (G - self.L * X).T                          # V, shape (d, m)
+        self._faces = []
+        m = F.size
+        for k in range(1, m + 1):
+            for support in itertools.combinations(range(m), k):
+                S = list(support)
+                kkt = np.zeros((k + 1, k + 1))
+                kkt[:k, :k] = self._directions[:, S].T @ self._directions[:, S] / self.L
+                kkt[:k, k] = kkt[k, :k] = 1.0
+                inverse = np.linalg.pinv(kkt)
+                self._faces.append((S, np.ascontiguousarray(self._directions[:, S]),
+                                    np.ascontiguousarray(inverse[:k, :k].T), inverse[:k, k]))
+
+    def interpolation_slack(self) -> np.ndarray:
+        """S[i, j] = f_i − f_j − ⟨g_j, x_i − x_j⟩ − ‖g_i − g_j‖²/(2L) (>= 0 for interpolable data; 0 on the
+        diagonal), shape (m, m)."""
+        X, G, F = self.points, self.gradients, self.values
+        dx, dg = X[:, None, :] - X[None, :, :], G[:, None, :] - G[None, :, :]
+        return (F[:, None] - F[None, :] - np.sum(G[None, :, :] * dx, axis=-1)
+                - np.sum(dg * dg, axis=-1) / (2.0 * self.L))
+
+    def _solve(self, X):
+        """(f, ∇f) at each row of X: the smallest objective over the faces' feasible stationary points."""
+        best = np.full(X.shape[0], np.inf)
+        with np.errstate(over="ignore", invalid="ignore"):  # far from the data: inf, the engine's divergence
+            LX = self.L * X
+            gradient = LX.copy()  # the leading term, kept where no face is found (non-finite input)
+            for S, V, P, p in self._faces:
+                lam = _rowwise_matmul(-(self._offsets[S] + _rowwise_matmul(X, V)), P) + p
+                feasible = (lam.min(axis=1) >= -1e-12) & (np.abs(lam.sum(axis=1) - 1.0) <= 1e-12)
+                lam = np.maximum(lam, 0.0)
+                lam /= np.maximum(lam.sum(axis=1, keepdims=True), 1e-300)
+                w = LX + _rowwise_matmul(lam, V.T.copy())
+                value = _rowwise_matmul(lam, self._offsets[S][:, None])[:, 0] + _row_dots(w, w) / (2.0 * self.L)
+                better = feasible & (value < best)
+                best[better], gradient[better] = value[better], w[better]
+        return best, gradient
+
+    def _loss(self, X, batch):
+        return self._solve(X)[0]
+
+    def _grad(self, X, batch):
+        return self._solve(X)[1]
+
+    def __repr__(self):
+        return f"SmoothConvexInterpolant(m={self.values.size}, d={self.dim}, L={self.L:g})"
 
 
 def as_problem(name: str, value) -> Problem:

@@ -19,7 +19,10 @@ function                                  ora.  formula
 :func:`base_optimizer_critical_learning_rate` O15  2(1 + β)/((1 + 2β if Nesterov else 1)(a_max + w))
 :func:`heavy_ball_rate`                   O15   largest |root| of the momentum recursion on one curvature
 :func:`usam_expansivity`                  O14   κ(η, ρ) of USAM over L-smooth convex functions
+:func:`usam_expansivity_fraction`         O14   t* = cos² of the worst case's two curvature directions
+:func:`usam_uniform_stability_bound`      O14   HRS with κ: (2ηG(1 + ρβ)/n)(a^T − 1)/(a − 1), a = 1 + (1 − 1/n)(κ − 1)
 :func:`sam_cycle_suboptimality`           O18   λ₁³η²ρ²/(2(2 − ηλ₁)²)
+:func:`sam_step_decay_landing`            O18   a(1 − 2G): SAM one step after η → Gη on its 2-cycle
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
 ========================================  ====  ========================================================
@@ -38,7 +41,8 @@ __all__ = [
     "gd_critical_learning_rate", "usam_curvature", "usam_critical_learning_rate", "usam_max_stable_sharpness",
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
     "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
-    "usam_expansivity", "sam_cycle_suboptimality",
+    "usam_expansivity", "sam_cycle_suboptimality", "usam_expansivity_fraction",
+    "usam_uniform_stability_bound", "sam_step_decay_landing",
 ]
 
 
@@ -509,10 +513,34 @@ def analytic_expansivity(method, eta, rho=0.0, *, beta: float, mu: float = 0.0,
 # -- O14, O18 ----------------------------------------------------------------------------------------------------
 
 def _usam_expansivity_squared(t, h, r):
-    """½[F + √(F² − 4D²)] of O14 at the fraction t ∈ [0, 1]."""
-    damping = 1.0 - h * (1.0 + r * t)
-    trace = damping**2 + 1.0 + h**2 * r**2 * t * (1.0 - t)
-    return 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
+    """½[F + √(F² − 4D²)] of O14 at the fraction t ∈ [0, 1] (inf where it exceeds the float range)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        damping = 1.0 - h * (1.0 + r * t)
+        trace = damping**2 + 1.0 + h**2 * r**2 * t * (1.0 - t)
+        value = 0.5 * (trace + np.sqrt(np.maximum(trace**2 - 4.0 * damping**2, 0.0)))
+    return np.where(np.isnan(value), np.inf, value)
+
+
+def _usam_expansivity_maximizer(eta, rho, L):
+    """(t*, κ²): the maximizing fraction of O14 and the maximum, broadcast over η and ρ (validated)."""
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    L = check.as_scalar("L", L, positive=True)
+    with np.errstate(over="ignore"):
+        h, r = np.broadcast_arrays(eta * L, rho * L)
+    grid = np.linspace(0.0, 1.0, 1025)
+    values = _usam_expansivity_squared(grid, h[..., None], r[..., None])
+    best = np.argmax(values, axis=-1)
+    low, high = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, grid.size - 1)]
+    golden = (np.sqrt(5.0) - 1.0) / 2.0
+    for _ in range(80):
+        a, b = high - golden * (high - low), low + golden * (high - low)
+        left_better = _usam_expansivity_squared(a, h, r) >= _usam_expansivity_squared(b, h, r)
+        low, high = np.where(left_better, low, a), np.where(left_better, b, high)
+    middle = 0.5 * (low + high)
+    refined = _usam_expansivity_squared(middle, h, r)
+    on_grid = refined < values.max(axis=-1)
+    return np.where(on_grid, grid[best], middle), np.where(on_grid, values.max(axis=-1), refined)
 
 
 def usam_expansivity(eta, rho, *, L: float = 1.0):
@@ -520,7 +548,10 @@ def usam_expansivity(eta, rho, *, L: float = 1.0):
 
     κ² = max over t ∈ [0, 1] of ½[F + √(F² − 4D²)] with D = 1 − h(1 + rt), F = D² + 1 + h²r²t(1 − t), h = ηL,
     r = ρL (e.g. κ(1, 1) = 2/√3). The maximum over t is taken on a grid of 1025 points, refined by 80
-    golden-section steps around the best one (to about 1e-15).
+    golden-section steps around the best one (to about 1e-15). ½[F + √(F² − 4D²)] is the squared largest
+    singular value of the 2 × 2 matrix I − hB(I + rA) with A = aaᵀ, B = bbᵀ, unit a, b and t = (aᵀb)²: the
+    worst case is USAM on a function whose Hessian is LA around x, x' and LB around the ascent points
+    (:func:`usam_expansivity_fraction`, :func:`samtheory.stability.usam_expansivity_witness`).
 
     Parameters
     ----------
@@ -532,23 +563,28 @@ def usam_expansivity(eta, rho, *, L: float = 1.0):
     Returns
     -------
     ndarray
-        κ >= 1, the broadcast shape of ``eta`` and ``rho``.
+        κ >= 1, the broadcast shape of ``eta`` and ``rho``; inf where κ² exceeds the float range.
     """
-    eta = check.as_float_array("eta", eta, positive=True)
-    rho = check.as_float_array("rho", rho, nonnegative=True)
-    L = check.as_scalar("L", L, positive=True)
-    h, r = np.broadcast_arrays(eta * L, rho * L)
-    grid = np.linspace(0.0, 1.0, 1025)
-    values = _usam_expansivity_squared(grid, h[..., None], r[..., None])
-    best = np.argmax(values, axis=-1)
-    low, high = grid[np.maximum(best - 1, 0)], grid[np.minimum(best + 1, grid.size - 1)]
-    golden = (np.sqrt(5.0) - 1.0) / 2.0
-    for _ in range(80):
-        a, b = high - golden * (high - low), low + golden * (high - low)
-        left_better = _usam_expansivity_squared(a, h, r) >= _usam_expansivity_squared(b, h, r)
-        low, high = np.where(left_better, low, a), np.where(left_better, b, high)
-    refined = _usam_expansivity_squared(0.5 * (low + high), h, r)
-    return np.sqrt(np.maximum(refined, values.max(axis=-1)))
+    return np.sqrt(_usam_expansivity_maximizer(eta, rho, L)[1])
+
+
+def usam_expansivity_fraction(eta, rho, *, L: float = 1.0):
+    r"""O14: the maximizing t* ∈ [0, 1] of κ², the squared cosine between the two curvature directions a, b of
+    the worst case (see :func:`usam_expansivity`).
+
+    Parameters
+    ----------
+    eta, rho : array_like
+        η > 0 and ρ >= 0, broadcast together.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+
+    Returns
+    -------
+    ndarray
+        t*, the broadcast shape of ``eta`` and ``rho``.
+    """
+    return _usam_expansivity_maximizer(eta, rho, L)[0]
 
 
 def sam_cycle_suboptimality(eta, rho, lam):
@@ -567,3 +603,79 @@ def sam_cycle_suboptimality(eta, rho, lam):
     lam = check.as_float_array("lam", lam, positive=True)
     amplitude = sam_cycle_amplitude(eta, rho, lam)
     return 0.5 * lam * amplitude**2
+
+
+def usam_uniform_stability_bound(eta, rho, steps, *, n_samples, lipschitz, beta):
+    r"""O14 with Hardt–Recht–Singer: E‖w_T − w'_T‖ for SGD-style USAM (one example per step) on S and S'.
+
+    Per-example losses convex, β-smooth and G-Lipschitz at the iterates (G = ``lipschitz``); S and S' differ in
+    one of n examples; each step draws its example uniformly, the same in both runs, and USAM takes both
+    gradients on it. Shared example (probability 1 − 1/n): one USAM step is κ-expansive,
+    κ = :func:`usam_expansivity` (η, ρ, L = β), in place of GD's 1. Differing example (1/n): the gradient at
+    the ascent point y = w + ρ∇f(w) has norm ≤ ‖∇f(w)‖ + βρ‖∇f(w)‖ ≤ G(1 + ρβ), so each step moves by at most
+    σ = ηG(1 + ρβ) and ‖T(w) − T'(w')‖ ≤ ‖w − w'‖ + 2σ (HRS Lemma 2.5). Hence
+    E δ_{t+1} ≤ a E δ_t + 2σ/n with a = 1 + (1 − 1/n)(κ − 1), and from δ_0 = 0
+
+        E δ_T ≤ (2ηG(1 + ρβ)/n) (a^T − 1)/(a − 1)   (= 2ηG(1 + ρβ)T/n when κ = 1).
+
+    The loss-stability bound is G times this (:math:`|f(w; z) − f(w'; z)| ≤ G‖w − w'‖`). With ρ = 0 it is
+    HRS Theorem 3.8 for η ≤ 2/β (κ = 1 there).
+
+    Parameters
+    ----------
+    eta : array_like
+        Learning rate(s), > 0 (constant over the run).
+    rho : array_like
+        Radius (radii), >= 0.
+    steps : array_like
+        T, >= 0 (integers or floats).
+    n_samples : int
+        n, >= 1.
+    lipschitz : float
+        G, >= 0.
+    beta : float
+        Per-example smoothness β, > 0.
+
+    Returns
+    -------
+    ndarray
+        The bound on E‖w_T − w'_T‖, the broadcast shape of ``eta``, ``rho``, ``steps``; inf where it exceeds
+        the float range (e.g. κ = 5.6 and T = 1000).
+    """
+    steps = check.as_float_array("steps", steps, nonnegative=True)
+    n_samples = check.as_positive_int("n_samples", n_samples)
+    lipschitz = check.as_scalar("lipschitz", lipschitz, nonnegative=True)
+    beta = check.as_scalar("beta", beta, positive=True)
+    kappa = usam_expansivity(eta, rho, L=beta)
+    eta, rho, steps, kappa = np.broadcast_arrays(check.as_float_array("eta", eta), check.as_float_array("rho", rho),
+                                                 steps, kappa)
+    with np.errstate(over="ignore", invalid="ignore"):  # a bound beyond the float range is inf (vacuous)
+        growth = (1.0 - 1.0 / n_samples) * (kappa - 1.0)  # a − 1 >= 0
+        safe = np.where(np.isfinite(growth) & (growth > 0), growth, 1.0)
+        geometric = np.where(growth > 0, np.expm1(steps * np.log1p(growth)) / safe, steps)
+        bound = 2.0 * eta * lipschitz * (1.0 + rho * beta) / n_samples * geometric
+    return np.where(np.isnan(bound), np.inf, bound)
+
+
+def sam_step_decay_landing(eta, rho, lam, factor):
+    r"""O18: where SAM lands, one step after η drops to Gη on its 2-cycle: x_{k+1} = a(1 − 2G) (times the side's
+    sign), a = :func:`sam_cycle_amplitude` (η, ρ, λ₁) the old amplitude.
+
+    From x = a > 0, x⁺ = a − Gηλ₁(a + ρ) and a + ρ = 2ρ/(2 − ηλ₁), so x⁺ = a − 2Ga. The new cycle has amplitude
+    a' = :func:`sam_cycle_amplitude` (Gη, ρ, λ₁); in 1-D the deviation |x| − a' then shrinks by |1 − Gηλ₁| per
+    step. G = ½ lands exactly on the minimizer of the sharp mode.
+
+    Parameters
+    ----------
+    eta, rho, lam : array_like
+        The step before the drop η > 0 (ηλ₁ < 2), ρ >= 0 and λ₁ > 0, broadcast together.
+    factor : array_like
+        G > 0, the drop η → Gη.
+
+    Returns
+    -------
+    ndarray
+        a(1 − 2G), the broadcast shape.
+    """
+    factor = check.as_float_array("factor", factor, positive=True)
+    return sam_cycle_amplitude(eta, rho, lam) * (1.0 - 2.0 * factor)

@@ -25,6 +25,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    import numpy as np
+
     from .. import stability as uniform
 
     data = args.data.replace("-", "_")
@@ -52,6 +54,11 @@ def run(args) -> int:
               f"{result.batch_size or 'full'}, {result.n_trials} trials; {result.lipschitz_how}.")
         print(f"SGD bounds (HRS Thm 3.8) {'apply' if result.bound_applies else 'do NOT apply'} to gd: "
               f"eta {'<=' if result.bound_applies else '>'} 2/beta_max = {2 / result.beta_max:.4g}.")
+        bound = float(result.usam_parameter_bound[-1])
+        print(f"USAM bound with kappa = {result.usam_kappa:.6g} in place of 1 (O14): "
+              + ("not proven for batch size != 1" if not result.usam_bound_applies else
+                 f"divergence <= {bound:.6g}, loss difference <= {result.lipschitz * bound:.6g}"
+                 if np.isfinite(bound) else "vacuous (beyond the float range)") + ".")
     columns = ["method", "steps", "divergence", "parameter_bound", "loss_difference", "stability_bound",
                "generalization_gap", "n_diverged"]
     emit(result.to_records(), args.json, columns)

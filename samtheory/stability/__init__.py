@@ -34,8 +34,8 @@ from ..theory import (
 )
 from ._analytic import EDGES, analytic_critical_learning_rate
 from ._algorithmic import (
-    DATASETS, Expansivity, StabilityResult, StabilitySplit, breast_cancer_split, expansivity,
-    spectral_expansivity, stability_experiment, synthetic_split,
+    DATASETS, Expansivity, ExpansivityWitness, StabilityResult, StabilitySplit, breast_cancer_split, expansivity,
+    spectral_expansivity, stability_experiment, synthetic_split, usam_expansivity_witness,
 )
 from ._linear import jacobian, spectral_radius
 from ._measured import (
@@ -50,4 +50,5 @@ __all__ = [
     "regime_map", "MeasuredThreshold", "critical_learning_rate", "compare_regimes", "measured_rate", "EDGES",
     "Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit", "synthetic_split",
     "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS",
+    "ExpansivityWitness", "usam_expansivity_witness",
 ]

@@ -24,7 +24,7 @@ from ..datasets import make_logistic_regression
 from ..engine import check_step, simulate
 from .. import theory
 from ..methods import BUILTIN_METHODS, METHODS, resolve_method
-from ..problems import as_problem, LogisticRegression, Problem, Quadratic
+from ..problems import as_problem, LogisticRegression, Problem, Quadratic, SmoothConvexInterpolant
 from ..result import DIVERGED
 
 __all__ = ["Expansivity", "spectral_expansivity", "expansivity", "StabilitySplit",
@@ -188,6 +188,102 @@ def expansivity(problem: Problem, method, eta, rho=0.0, *, n_pairs: int = 512, r
                        analytic=analytic, n_pairs=n_pairs, radius=radius, beta=beta, mu=mu)
 
 
+@dataclass(frozen=True)
+class ExpansivityWitness:
+    """A 2-D L-smooth convex function on which one USAM step expands the pair (x, x') by exactly κ(η, ρ) (O14).
+
+    Attributes
+    ----------
+    problem : SmoothConvexInterpolant
+        The function: piecewise quadratic, a Moreau envelope of a polyhedral function, Hessian LA = L aaᵀ around
+        x and x' and LB = L bbᵀ around their ascent points, (aᵀb)² = ``fraction``.
+    x, x_prime : ndarray
+        The pair, shape (2,).
+    eta, rho, L : float
+        The step, the radius and the smoothness constant.
+    kappa : float
+        :func:`samtheory.theory.usam_expansivity` at (η, ρ, L).
+    fraction : float
+        :func:`samtheory.theory.usam_expansivity_fraction`: t* = (aᵀb)².
+    """
+
+    problem: SmoothConvexInterpolant
+    x: np.ndarray
+    x_prime: np.ndarray
+    eta: float
+    rho: float
+    L: float
+    kappa: float
+    fraction: float
+
+    def ratio(self) -> float:
+        """‖T(x) − T(x')‖/‖x − x'‖ for one step T of the engine's ``usam`` on :attr:`problem`."""
+        moved = simulate(self.problem, "usam", np.full(2, self.eta), self.rho, steps=1,
+                         x0=np.stack([self.x, self.x_prime])).x
+        return float(np.linalg.norm(moved[0] - moved[1]) / np.linalg.norm(self.x - self.x_prime))
+
+
+def usam_expansivity_witness(eta: float, rho: float, *, L: float = 1.0, separation: float | None = None
+                             ) -> ExpansivityWitness:
+    r"""The function of docs/theory.md O14 that attains USAM's expansivity κ(η, ρ) over L-smooth convex f.
+
+    With unit a = (1, 0), b = (√t*, √(1 − t*)), A = aaᵀ, B = bbᵀ, the map δ ↦ (I − ηLB(I + ρLA))δ has largest
+    singular value κ (its determinant and Frobenius norm are O14's D and F). Its top right singular vector,
+    scaled to ``separation``, is δ = x − x'. The first-order data are: x' = 0 with g(x') = q = (0.3, 0.7),
+    x = δ with g(x) = q + LAδ; ascent points y' = ρq, y = x + ρ g(x) with g(y') = (1 + ρL/2)q and
+    g(y) = g(y') + LB(y − y'); values quadratic within each pair (co-coercivity tight) and f(y') in the middle
+    of the interval that the pair (x', y') allows. Every interpolation condition of L-smooth convex functions
+    holds (the within-pair ones with equality, the cross ones strictly for ρ > 0 and a small separation), so
+    :class:`~samtheory.problems.SmoothConvexInterpolant` through these four points is a valid f with
+    ∇f = g there, and one USAM step maps x, x' to x − ηg(y), x' − ηg(y').
+
+    Parameters
+    ----------
+    eta : float
+        Learning rate, > 0.
+    rho : float
+        Radius, > 0.
+    L : float, optional
+        Smoothness constant, > 0 (default 1).
+    separation : float or None, optional
+        ‖x − x'‖, in (0, 0.01]; None (default) for min(1e-3, 10ρ²L): the cross conditions between the pairs
+        have a margin of order ρ²L‖q‖², which the pairs' own extent must stay below. With the default, one
+        engine step attains κ to 1e-8 relative for ρL >= 1e-3 (measured ≤ 7e-9 over η ∈ [0.05, 3]/L); below,
+        the evaluation's rounding relative to the separation grows (1e-3 at ρL = 1e-4).
+
+    Returns
+    -------
+    ExpansivityWitness
+    """
+    eta = check.as_scalar("eta", eta, positive=True)
+    rho = check.as_scalar("rho", rho, positive=True)
+    L = check.as_scalar("L", L, positive=True)
+    separation = (min(1e-3, 10.0 * rho**2 * L) if separation is None
+                  else check.as_scalar("separation", separation, positive=True))
+    if separation > 0.01:
+        raise ValueError(f"separation must be in (0, 0.01], got {separation!r}")
+    t = float(theory.usam_expansivity_fraction(eta, rho, L=L))
+    a, b = np.array([1.0, 0.0]), np.array([np.sqrt(t), np.sqrt(1.0 - t)])
+    A, B = L * np.outer(a, a), L * np.outer(b, b)
+    delta = separation * np.linalg.svd(np.eye(2) - eta * B @ (np.eye(2) + rho * A))[2][0]
+    q = np.array([0.3, 0.7])
+    x_prime, x = np.zeros(2), delta
+    g_x = q + A @ delta
+    y_prime, y = x_prime + rho * q, x + rho * g_x
+    g_y_prime = (1.0 + 0.5 * rho * L) * q
+    g_y = g_y_prime + B @ (y - y_prime)
+    f_x = q @ delta + 0.5 * delta @ A @ delta
+    gap = np.sum((g_y_prime - q) ** 2) / (2.0 * L)
+    low, high = q @ (y_prime - x_prime) + gap, g_y_prime @ (y_prime - x_prime) - gap
+    f_y_prime = 0.5 * (low + high)
+    step = y - y_prime
+    f_y = f_y_prime + g_y_prime @ step + 0.5 * step @ B @ step
+    problem = SmoothConvexInterpolant(np.array([x, x_prime, y, y_prime]), np.array([g_x, q, g_y, g_y_prime]),
+                                      np.array([f_x, 0.0, f_y, f_y_prime]), L=L)
+    return ExpansivityWitness(problem=problem, x=x, x_prime=x_prime, eta=eta, rho=rho, L=L,
+                              kappa=float(theory.usam_expansivity(eta, rho, L=L)), fraction=t)
+
+
 # -- data sets S and S' ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class StabilitySplit:
@@ -340,6 +436,15 @@ class StabilityResult:
         Whether η ≤ 2/``beta_max`` (where the bounds are proven, for ``gd``).
     n_diverged : ndarray of int
         Diverged trials per method (on S or S').
+    usam_parameter_bound, usam_stability_bound : ndarray
+        USAM's bounds with κ in place of 1 (docs/theory.md O14,
+        :func:`samtheory.theory.usam_uniform_stability_bound` with G = ``lipschitz`` and β = ``beta_max``), shape
+        ``(len(steps),)``; the second is G times the first. Proven for ``usam`` with ``batch_size=1``
+        (``usam_bound_applies``), for every η.
+    usam_kappa : float
+        κ(η, ρ) with L = ``beta_max``.
+    usam_bound_applies : bool
+        Whether ``batch_size`` is 1.
     divergence_trials, loss_difference_trials, generalization_gap_trials : ndarray
         Per trial, shape ``(len(methods), len(steps), n_trials)``.
     """
@@ -366,14 +471,28 @@ class StabilityResult:
     divergence_trials: np.ndarray = field(repr=False)
     loss_difference_trials: np.ndarray = field(repr=False)
     generalization_gap_trials: np.ndarray = field(repr=False)
+    usam_parameter_bound: np.ndarray = field(default=None, repr=False)
+    usam_stability_bound: np.ndarray = field(default=None, repr=False)
+    usam_kappa: float = float("nan")
+    usam_bound_applies: bool = False
 
     def to_records(self) -> list[dict]:
         """One row per method: the values at the last step, beside the bounds. ``status`` is ``"ok"``, or
         ``"all_diverged"`` when every trial of the method diverged: its means are then undefined and are None
-        (never NaN)."""
+        (never NaN). USAM's κ bound (``usam_parameter_bound``, ``usam_stability_bound``, the same on every row,
+        like SGD's) is None where it exceeds the float range; ``usam_bound_status`` is ``"ok"``, ``"vacuous"``
+        (inf) or ``"not_proven"`` (batch size other than 1)."""
         def mean_at_end(values, m):
             value = float(values[m, -1])
             return value if np.isfinite(value) else None
+
+        usam_bound = None if self.usam_parameter_bound is None else float(self.usam_parameter_bound[-1])
+        finite = usam_bound is not None and np.isfinite(usam_bound)
+        usam_status = "not_proven" if not self.usam_bound_applies else ("ok" if finite else "vacuous")
+        usam = {"usam_kappa": self.usam_kappa if np.isfinite(self.usam_kappa) else None,
+                "usam_parameter_bound": usam_bound if finite else None,
+                "usam_stability_bound": self.lipschitz * usam_bound if finite else None,
+                "usam_bound_status": usam_status}
 
         return [{"data": self.data, "method": name, "steps": int(self.steps[-1]), "eta": self.eta, "rho": self.rho,
                  "batch_size": self.batch_size, "n_trials": self.n_trials,
@@ -383,7 +502,7 @@ class StabilityResult:
                  "loss_difference": mean_at_end(self.loss_difference, m),
                  "generalization_gap": mean_at_end(self.generalization_gap, m),
                  "stability_bound": float(self.stability_bound[-1]), "lipschitz": self.lipschitz,
-                 "n_diverged": int(self.n_diverged[m])} for m, name in enumerate(self.methods)]
+                 "n_diverged": int(self.n_diverged[m]), **usam} for m, name in enumerate(self.methods)]
 
 
 def _per_example_loss(problem: LogisticRegression, W: np.ndarray) -> np.ndarray:
@@ -509,6 +628,8 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
     lipschitz = feature_norm + split.train.l2 * largest_norm
     beta_max = float(np.max(np.sum(features * features, axis=1))) / 4.0 + split.train.l2
     cumulative_eta = eta * checkpoints.astype(np.float64)
+    usam_bound = theory.usam_uniform_stability_bound(eta, rho, checkpoints, n_samples=n, lipschitz=lipschitz,
+                                                     beta=beta_max)
 
     def mean(values):
         with np.errstate(invalid="ignore"):
@@ -524,7 +645,10 @@ def stability_experiment(data="synthetic", *, methods=BUILTIN_METHODS, eta: floa
         lipschitz_how=(f"L = max_i ||x_i|| + l2 * max_t ||w_t|| = {feature_norm:.4g} + {split.train.l2:g} * "
                        f"{largest_norm:.4g} (max over the examples of S and S', and over every recorded iterate)"),
         beta_max=beta_max, bound_applies=bool(eta <= 2.0 / beta_max), n_diverged=n_diverged,
-        divergence_trials=divergence, loss_difference_trials=loss_difference, generalization_gap_trials=gap)
+        divergence_trials=divergence, loss_difference_trials=loss_difference, generalization_gap_trials=gap,
+        usam_parameter_bound=usam_bound, usam_stability_bound=lipschitz * usam_bound,
+        usam_kappa=float(theory.usam_expansivity(eta, rho, L=beta_max)),
+        usam_bound_applies=batch_size == 1)
 
 
 def _largest_example_gradient(problem: LogisticRegression, W: np.ndarray) -> float:
