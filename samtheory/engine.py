@@ -340,10 +340,12 @@ def _merge(out, rows, chunk: dict):
 def _pickled(executor, shared, name):
     """``shared`` pickled item by item as ``executor`` will need it (nothing for threads), or ``ValueError``
     naming what cannot be pickled."""
-    if isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+    # Python 3.14's InterpreterPoolExecutor is a ThreadPoolExecutor that pickles its tasks with pickle
+    interpreters = getattr(concurrent.futures, "InterpreterPoolExecutor", ())
+    if isinstance(executor, concurrent.futures.ThreadPoolExecutor) and not isinstance(executor, interpreters):
         return shared
     serializer = pickle
-    if not isinstance(executor, concurrent.futures.ProcessPoolExecutor):
+    if not isinstance(executor, (concurrent.futures.ProcessPoolExecutor, interpreters)):
         with contextlib.suppress(ImportError):  # Dask and loky serialize functions with cloudpickle
             import cloudpickle as serializer
     items = []

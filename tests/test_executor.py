@@ -150,6 +150,17 @@ def test_an_unpicklable_rule_or_problem_is_named(executors):
             st.simulate(locked, "sam", 0.01, 0.1, steps=5, basis="dense", executor=executors[kind])
 
 
+def failing_rule(x, gradient, eta, rho, **options):
+    """A rule that fails at once (module level: a process pool can pickle it)."""
+    raise KeyError("boom")
+
+
+def test_an_error_in_a_task_reaches_the_caller_named(executors):
+    with pytest.raises(RuntimeError, match=r"^update rule 'failing_rule' raised KeyError at step 0: 'boom'"):
+        st.simulate(QUADRATIC, failing_rule, np.full(6, 0.01), 0.1, steps=5, chunk_size=2,
+                    executor=executors["process"])
+
+
 @pytest.mark.parametrize("kind", ["process", "dask"])
 def test_regime_functions_on_an_executor_are_bit_identical(executors, kind):
     executor = executors[kind]
