@@ -22,7 +22,7 @@ import pytest
 
 import samtheory as st
 from samtheory import engine
-from samtheory.datasets import make_least_squares
+from samtheory.datasets import make_least_squares, make_logistic_regression
 from samtheory.stability import ClassificationRules, compare_regimes, critical_learning_rate, regime_map
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,6 +123,26 @@ def test_simulate_on_an_executor_is_bit_identical(executors, kind, case):
     assert len(np.unique(reference.status)) >= 2, "the batch should mix statuses"
     on_executor = st.simulate(problem, method, eta, rho, executor=executors[kind], **options)
     _assert_identical(reference, on_executor)
+
+
+#: Every option of simulate once, through the task path (a thread pool runs the same tasks and merge, unpickled).
+OPTIONS = [
+    (QUADRATIC, "ssam", {"adaptive": True, "adaptive_eta": 0.01, "truncate": True, "basis": "dense"}),
+    (QUADRATIC, "susam", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3, "decoupled_weight_decay": 1e-3,
+                          "schedule": "step:20:0.5", "record_every": 7, "record_iterates": True}),
+    (LEAST_SQUARES, "ssam", {"ascent_groups": 2, "batch_size": 10, "seed": np.arange(4)[:, None], "record_every": 9}),
+    (make_logistic_regression(50, 6, l2=1e-2, seed=2), "sam", {"batch_size": 5, "record_every": 10}),
+    (st.Saddle(2.0, 1.0, 0.5), "usam", {"record_every": 5, "x0": [0.3, 0.2]}),
+]
+
+
+@pytest.mark.parametrize("problem, method, options", OPTIONS, ids=[f"{m}-{i}" for i, (_, m, _) in enumerate(OPTIONS)])
+def test_every_option_through_the_task_path_is_bit_identical(problem, method, options):
+    eta = np.geomspace(0.05, 3.0, 9) / (problem.beta or 2.0)
+    reference = st.simulate(problem, method, eta, 0.05, steps=40, **options)  # diverged rows where the problem can
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        _assert_identical(reference, st.simulate(problem, method, eta, 0.05, steps=40, chunk_size=2, executor=pool,
+                                                 **options))
 
 
 def test_a_thread_executor_is_bit_identical_and_takes_unpicklable_rules():
