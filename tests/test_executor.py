@@ -10,6 +10,7 @@ end; the teardown checks that none of their processes is left behind.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import multiprocessing
 import re
@@ -49,28 +50,28 @@ def _new_processes(before: set[int]) -> list[psutil.Process]:
 @pytest.fixture(scope="module")
 def executors():
     """name -> executor: a 2-process spawn ProcessPoolExecutor (fork is unsafe next to the cluster's threads),
-    a 1-process loky executor, and a 2-process Dask LocalCluster's executor. All are shut down at the end, and no process may remain."""
+    a 1-process loky executor, and a 2-process Dask LocalCluster's executor. All are shut down at the end (also
+    when starting one fails), and no process of theirs may remain."""
     import dask
     import loky
     from distributed import Client, LocalCluster
 
     before = {child.pid for child in psutil.Process().children(recursive=True)}
-    pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
-    loky_pool = loky.ProcessPoolExecutor(1)
-    # Start the pools' workers now, while the cluster starts: each spawned process imports NumPy and samtheory.
-    warm = [executor.submit(engine._available_cores) for executor in (pool, pool, loky_pool)]
-    # As the README advises: without Dask's MALLOC_TRIM_THRESHOLD_ the workers run the engine ~4× faster.
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-        cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0")
-    client = Client(cluster)
-    concurrent.futures.wait(warm)
     try:
-        yield {"process": pool, "loky": loky_pool, "dask": client.get_executor()}
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(
+                concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")))
+            loky_pool = stack.enter_context(loky.ProcessPoolExecutor(1))
+            # Start the pools' workers now, while the cluster starts: each spawned process imports samtheory.
+            warm = [executor.submit(engine._available_cores) for executor in (pool, pool, loky_pool)]
+            # As the README advises: without Dask's MALLOC_TRIM_THRESHOLD_ the workers run the engine ~4× faster.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = stack.enter_context(LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                                           dashboard_address=":0"))
+            client = stack.enter_context(Client(cluster))
+            concurrent.futures.wait(warm)
+            yield {"process": pool, "loky": loky_pool, "dask": client.get_executor()}
     finally:
-        client.close()
-        cluster.close()
-        pool.shutdown()
-        loky_pool.shutdown()
         _, alive = psutil.wait_procs(_new_processes(before), timeout=20)
         for process in alive:  # fail, but leave nothing running
             process.kill()
