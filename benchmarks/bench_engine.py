@@ -8,7 +8,11 @@
 4. The same ssam sweep written the way a JAX user would (``jax.jit`` over ``lax.fori_loop``, float64, CPU):
    samtheory's throughput as a fraction of JAX's. JAX is needed only here (``pip install "jax[cpu]"``).
 
-Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick]``
+5. ``--dask`` (this section only): the ssam sweep on a 2-worker Dask ``LocalCluster`` (``simulate(...,
+   executor=client.get_executor())``) and a 2-process ``ProcessPoolExecutor`` against in-process threads, and the
+   per-task overhead of each. Needs ``pip install "dask[distributed]"`` (the ``cluster`` extra).
+
+Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick] [--dask]``
 """
 
 from __future__ import annotations
@@ -166,9 +170,12 @@ def main():
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=48, help="configurations timed in the per-configuration loop")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument("--dask", action="store_true", help="only section 5: Dask LocalCluster and process pool")
     args = parser.parse_args()
     if args.quick:
         args.grid, args.steps, args.sample = 16, 100, 8
+    if args.dask:
+        return bench_dask(args.grid, args.steps, (10, 100))
     try:  # the dense path's BLAS on one core, like the rest of NumPy (JAX keeps its default threads)
         import threadpoolctl
 
@@ -181,6 +188,86 @@ def main():
     bench_renormalization_cost(args.grid, args.steps, (10, 100))
     bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2))
     bench_jax(args.grid, args.steps, (10, 100))
+
+
+def bench_dask(size, steps, dims, tiny_tasks=200, repeats=3):
+    """The ssam sweep in-process (threads), on a 2-process pool and on a 2-worker Dask LocalCluster; per-task
+    overhead from ``tiny_tasks`` one-row, one-step chunks."""
+    import concurrent.futures
+    import multiprocessing
+
+    from distributed import Client, LocalCluster
+
+    import dask
+
+    eta, rho = grid(size)
+    pool = concurrent.futures.ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
+    started = time.perf_counter()
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which makes glibc map and unmap every large
+    # NumPy temporary (see malloc_trim_cost below): unset it, as the README says.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        cluster = LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0",
+                               silence_logs=40)
+    client = Client(cluster)
+    startup = time.perf_counter() - started
+    executors = {"process pool": pool, "Dask": client.get_executor()}
+    print(f"\n5. Executors, ssam, {size}×{size} grid × {steps} steps, best of {repeats} interleaved (Dask LocalCluster of 2 worker processes × 1 "
+          f"thread started in {startup:.2f} s); in-process = {st.engine._available_cores()} threads")
+    try:
+        tiny = st.Quadratic([1.0])
+        for label, executor in executors.items():  # warm: workers started, samtheory imported
+            st.simulate(tiny, "ssam", np.full(8, 0.1), 0.1, steps=1, chunk_size=1, executor=executor)
+        overhead = {}
+        for label, executor in executors.items():
+            seconds, _ = time_call(lambda: st.simulate(tiny, "ssam", np.full(tiny_tasks, 0.1), 0.1, steps=1,
+                                                       chunk_size=1, executor=executor), repeats)
+            overhead[label] = seconds / tiny_tasks
+        print("per-task overhead (one-row, one-step chunks, 2 workers): "
+              + ", ".join(f"{label} {1e3 * value:.2f} ms" for label, value in overhead.items()))
+        print(f"MALLOC_TRIM_THRESHOLD_=65536 (Dask's default for its workers) multiplies a 1-process sweep's CPU "
+              f"time by {malloc_trim_cost(size, steps):.2f}")
+        print(f"{'d':>4} {'in-process [s]':>15} " + " ".join(f"{label + ' [s]':>16} {'× threads':>10}"
+                                                           for label in executors))
+        for d in dims:
+            problem = st.Quadratic(np.geomspace(1.0, 100.0, d), rotation=0)
+            x0 = np.ones(d)
+            runs = {"in-process": None, **executors}
+            best, results = dict.fromkeys(runs, np.inf), {}
+            for _ in range(repeats):  # interleaved, best of `repeats`: the machine's load changes between calls
+                for label, executor in runs.items():
+                    seconds, results[label] = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps,
+                                                                            x0=x0, executor=executor))
+                    best[label] = min(best[label], seconds)
+            for label in executors:
+                assert np.array_equal(results[label].x, results["in-process"].x)
+                assert np.array_equal(results[label].status, results["in-process"].status)
+            cells = [f"{best[label]:16.2f} {best['in-process'] / best[label]:9.2f}×" for label in executors]
+            print(f"{d:4d} {best['in-process']:15.2f} " + " ".join(cells) + "   (results bit-identical)")
+    finally:
+        pool.shutdown()
+        client.close()
+        cluster.close()
+
+
+def malloc_trim_cost(size, steps):
+    """CPU time of one ssam sweep (d = 10, one thread) in a fresh process with glibc's MALLOC_TRIM_THRESHOLD_=65536,
+    over the same without it (best of 2 each)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import time, numpy as np, samtheory as st; p = st.Quadratic(np.geomspace(1.0, 100.0, 10)); "
+            f"eta = np.geomspace(1e-3, 3e-2, {size})[:, None]; rho = np.linspace(0.0, 0.2, {size})[None, :]; "
+            "c = time.process_time(); "
+            f"st.simulate(p, 'ssam', eta, rho, steps={steps}, x0=np.ones(10), workers=1); "
+            "print(time.process_time() - c)")
+    seconds = {}
+    for label, extra in (("default", {}), ("trim", {"MALLOC_TRIM_THRESHOLD_": "65536"})):
+        env = {key: value for key, value in os.environ.items() if key != "MALLOC_TRIM_THRESHOLD_"}
+        env.update(extra)
+        seconds[label] = min(float(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                                  text=True, check=True).stdout) for _ in range(2))
+    return seconds["trim"] / seconds["default"]
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import pickle
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
              truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              workers: int | None = None, progress: bool = False, momentum=0.0, nesterov: bool = False,
-             weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None) -> SimulationResult:
+             weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None, executor=None) -> SimulationResult:
     r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
 
     ``eta``, ``rho`` and ``seed`` broadcast against each other; their broadcast shape is the batch shape S of
@@ -59,6 +60,15 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     on ``workers`` threads (default: every available core; NumPy releases the GIL in its loops). Chunks are
     independent, so the result does not depend on either: same inputs, same result, bit for bit. A user
     rule or problem must then be thread-safe (pure functions are); pass ``workers=1`` otherwise.
+
+    ``executor``: any :class:`concurrent.futures.Executor` instead of the threads — a ``ProcessPoolExecutor``,
+    loky's, or a Dask cluster's ``distributed.Client(...).get_executor()``. Each chunk is then an independent
+    task that ships its rows' inputs (and the problem and rule, pickled once per call) and returns its rows'
+    outputs; the result is bit-identical to the in-process one. A process or cluster executor must be able to
+    pickle the rule and the problem (``ValueError`` naming them otherwise: a lambda or nested function cannot
+    go to a ``ProcessPoolExecutor``; Dask and loky use cloudpickle, which can). With an executor, ``workers``
+    only shapes the default chunking (at least ``workers`` chunks; default: the executor's worker count where
+    it tells, else this machine's cores).
 
     Determinism: each configuration's arithmetic depends on its own (η, ρ, seed, x0) alone, so its row of the
     result is bit-identical whatever the rest of the batch, its position in it, ``chunk_size`` or ``workers``
@@ -137,6 +147,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     schedule : None, str or callable, optional
         Learning-rate schedule s(t): None (constant), ``"NAME[:params]"`` or a callable; see
         :func:`samtheory.schedules.schedule_factors`.
+    executor : None or concurrent.futures.Executor, optional
+        Runs the chunks as tasks (see above); None (default) uses ``workers`` threads of this process.
 
     Returns
     -------
@@ -194,7 +206,11 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
             raise ValueError(f"ascent_groups must divide the batch ({size} samples), got {ascent_groups}")
     if chunk_size is not None:
         chunk_size = check.as_positive_int("chunk_size", chunk_size)
-    workers = _available_cores() if workers is None else check.as_positive_int("workers", workers)
+    executor = _check_executor(executor)
+    if workers is not None:
+        workers = check.as_positive_int("workers", workers)
+    else:
+        workers = _available_cores() if executor is None else _executor_workers(executor)
 
     seeds = seed.ravel()
     start = _initial_points(problem, x0, shape, seeds)
@@ -234,20 +250,22 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
             base.origin = origin if np.any(origin) else None
     constant = bool(np.all(factors == 1.0))
 
-    def run(rows):
-        with np.errstate(all="ignore"):  # thread-local: entered in each worker
-            _run_chunk(inner, _Guarded(rule, name, inner, problem), rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows],
-                       int(seeds[rows[0]]), steps, batch_size, divergence_factor, options, out, ascent_groups,
-                       None if base is None else base.take(rows), None if constant else factors)
+    fixed = {"steps": steps, "batch_size": batch_size, "divergence_factor": divergence_factor, "options": options,
+             "ascent_groups": ascent_groups, "factors": None if constant else factors}
 
-    workers = min(workers, len(chunks))
-    with concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        finished = map(run, chunks) if pool is None else pool.map(run, chunks)
-        if progress:
-            from tqdm.auto import tqdm
-            finished = tqdm(finished, total=len(chunks), desc=f"simulate {name}", unit="chunk", leave=False)
-        for _ in finished:
-            pass
+    def inputs(rows):  # a chunk's own inputs
+        return (rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows], int(seeds[rows[0]]),
+                None if base is None else base.take(rows))
+
+    if executor is not None:
+        _run_tasks(executor, (rule, inner, (name, type(problem).__name__, fixed)), chunks, inputs, out, progress, name)
+    else:
+        workers = min(workers, len(chunks))
+        with concurrent.futures.ThreadPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+            run = lambda rows: _chunk(rule, inner, name, type(problem).__name__, *inputs(rows), out, fixed)  # noqa: E731
+            finished = map(run, chunks) if pool is None else pool.map(run, chunks)
+            for _ in _progress(finished, progress, len(chunks), name):
+                pass
     final_x = out.x if from_inner is None else from_inner(out.x)
     status = np.where(out.diverged_at >= 0, DIVERGED, np.where(out.grad_norm <= tol * out.grad_norm0, CONVERGED, BOUNDED))
     return SimulationResult(
@@ -263,6 +281,110 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
                                              "decoupled_weight_decay": decoupled_weight_decay.copy(),
                                              "schedule": None if constant else factors},
     )
+
+
+def _chunk(rule, inner, name, label, rows, x, eta, rho, seed, base, out, fixed):
+    """Run one chunk of rows into ``out`` (the only call of :func:`_run_chunk`: threads and tasks share it)."""
+    guarded = _Guarded(rule, name, inner, inner)
+    guarded.label = label  # the user's problem's name, not its eigenbasis form's
+    with np.errstate(all="ignore"):  # thread-local: entered in each worker
+        _run_chunk(inner, guarded, rows, x, eta, rho, seed, out=out, base=base, **fixed)
+
+
+def _chunk_task(shared, settings, inputs):
+    """One chunk as an independent task of an executor (module level, so that a process executor can pickle
+    it): a fresh :class:`_Outputs` for its k rows, renumbered 0..k−1, and its attributes as a dict.
+
+    ``shared`` is (rule, problem, rest), each pickled by the parent for a process executor (bytes) or the
+    objects themselves for threads; ``settings`` the arguments of _Outputs after the row count."""
+    rule, inner, (name, label, fixed) = (pickle.loads(item) if isinstance(item, bytes) else item for item in shared)
+    rows = inputs[0]
+    out = _Outputs(rows.size, *settings)
+    _chunk(rule, inner, name, label, np.arange(rows.size), *inputs[1:], out, fixed)
+    return vars(out)
+
+
+def _run_tasks(executor, shared, chunks, inputs, out, progress, name):
+    """Submit every chunk to ``executor`` and copy each task's outputs into ``out`` as it completes."""
+    shared = _pickled(executor, shared, name)
+    futures = {executor.submit(_chunk_task, shared, out.settings, inputs(rows)): rows for rows in chunks}
+    try:
+        for future in _progress(concurrent.futures.as_completed(futures), progress, len(chunks), name):
+            _merge(out, futures[future], future.result())
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _merge(out, rows, chunk: dict):
+    """Copy a task's outputs (its rows numbered 0..k−1) into ``out`` at ``rows``, generically: every array
+    attribute along its row axis (the one axis whose length differs, or all of it when the chunk is the whole
+    batch); a flag (bool) that any chunk raised is raised. Other attributes are the call's settings."""
+    n_rows = out.x.shape[0]
+    for key, value in chunk.items():
+        target = getattr(out, key, None)
+        if isinstance(value, np.ndarray) and isinstance(target, np.ndarray):
+            axes = [axis for axis, (m, k) in enumerate(zip(target.shape, value.shape)) if m != k]
+            if len(axes) == 1 and target.ndim == value.ndim and value.shape[axes[0]] == rows.size:
+                target[(slice(None),) * axes[0] + (rows,)] = value
+            elif not axes and target.shape == value.shape:
+                if rows.size == n_rows:  # the whole batch in one chunk (rows are 0..n−1), or a setting
+                    target[...] = value
+            else:
+                raise AssertionError(f"task output {key} of shape {value.shape} does not fit {target.shape}")
+        elif isinstance(value, bool) and value and target is False:
+            setattr(out, key, True)
+
+
+def _pickled(executor, shared, name):
+    """``shared`` pickled item by item as ``executor`` will need it (nothing for threads), or ``ValueError``
+    naming what cannot be pickled."""
+    # Python 3.14's InterpreterPoolExecutor is a ThreadPoolExecutor that pickles its tasks with pickle
+    interpreters = getattr(concurrent.futures, "InterpreterPoolExecutor", ())
+    if isinstance(executor, concurrent.futures.ThreadPoolExecutor) and not isinstance(executor, interpreters):
+        return shared
+    serializer = pickle
+    if not isinstance(executor, (concurrent.futures.ProcessPoolExecutor, interpreters)):
+        with contextlib.suppress(ImportError):  # Dask and loky serialize functions with cloudpickle
+            import cloudpickle as serializer
+    items = []
+    for item, what in zip(shared, (f"method: the update rule {name!r}", f"problem {type(shared[1]).__name__}",
+                                   "the simulation's settings")):
+        try:
+            items.append(serializer.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as error:
+            raise ValueError(f"{what} cannot be pickled ({type(error).__name__}: {error}), so it cannot run on "
+                             f"executor {type(executor).__name__}, which runs each chunk in another process; "
+                             "define it at module level (not a lambda or nested function), or use executor=None "
+                             "or a ThreadPoolExecutor") from error
+    return tuple(items)
+
+
+def _check_executor(executor):
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor):
+        raise check.InputTypeError(
+            "executor must be None or a concurrent.futures.Executor (e.g. ProcessPoolExecutor(), "
+            f"distributed.Client(...).get_executor()), got {type(executor).__name__} {executor!r:.60}")
+    return executor
+
+
+def _executor_workers(executor) -> int:
+    """How many tasks ``executor`` runs at once, where it tells (concurrent.futures and loky pools, Dask's
+    ClientExecutor); this machine's cores otherwise."""
+    count = getattr(executor, "_max_workers", None)
+    client = getattr(executor, "_client", None)
+    if count is None and client is not None:
+        with contextlib.suppress(Exception):
+            count = sum(client.nthreads().values())
+    return count if isinstance(count, int) and count >= 1 else _available_cores()
+
+
+def _progress(finished, progress, total, name):
+    if not progress:
+        return finished
+    from tqdm.auto import tqdm
+    return tqdm(finished, total=total, desc=f"simulate {name}", unit="chunk", leave=False)
 
 
 def _available_cores() -> int:
@@ -378,6 +500,7 @@ class _Outputs:
     """Per-row outputs, filled chunk by chunk."""
 
     def __init__(self, n_rows, d, steps, record_every, with_distance, with_iterates):
+        self.settings = (d, steps, record_every, with_distance, with_iterates)  # for a task's own _Outputs
         self.x = np.empty((n_rows, d))
         self.loss = np.empty(n_rows)
         self.grad_norm = np.empty(n_rows)

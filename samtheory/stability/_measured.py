@@ -179,7 +179,7 @@ def _base(base) -> dict:
 class _Runner:
     """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
 
-    def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate, base=None):
+    def __init__(self, problem, method, rules: ClassificationRules, x0, adaptive, truncate, base=None, executor=None):
         as_problem("problem", problem)
         self.method = resolve_method(method)  # ValueError for an unknown method, before any work
         self.name = self.method.name
@@ -196,6 +196,8 @@ class _Runner:
             self.points = points
         # simulate checks them; the base optimizer's hyperparameters are numbers shared by the whole batch
         self.options = {"adaptive": adaptive, "truncate": truncate, **_base(base)}
+        if executor is not None:  # simulate checks it
+            self.options["executor"] = executor
         self.config_steps = 0
 
     def run(self, eta, rho, steps, record_every=0):
@@ -269,7 +271,8 @@ class RegimeMap:
 
 def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None = None, steps=None, tol=None,
                divergence_factor=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
-               truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0) -> RegimeMap:
+               truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+               executor=None) -> RegimeMap:
     r"""Status (converged / bounded / diverged) of ``method`` on every (η, ρ) of a grid, in one simulate call.
 
     ``eta`` and ``rho`` are 1-D (scalars allowed); the batch is η × ρ × initial points. Classification by
@@ -297,6 +300,9 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
         The rule's options, as in :func:`samtheory.simulate` (default False).
     momentum, nesterov, weight_decay : optional
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    executor : None or concurrent.futures.Executor, optional
+        Runs the simulations' chunks as tasks of this executor (a process pool, a Dask cluster's
+        ``Client.get_executor()``; see :func:`samtheory.simulate`); bit-identical results. None (default): threads.
 
     Returns
     -------
@@ -309,7 +315,7 @@ def regime_map(problem, method, eta, rho, *, rules: ClassificationRules | None =
         if values.ndim != 1:
             raise ValueError(f"{label} must be a scalar or 1-D array, got shape {values.shape}")
     base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
-    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base)
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base, executor)
     result = runner.run(eta[:, None], rho[None, :], rules.steps)
     return RegimeMap(runner.name, eta, rho, aggregate_status(result.status), result.status, rules, result)
 
@@ -527,7 +533,7 @@ def _finish(runner, edge, rho, lower, upper, reason, rtol, steps):
                              rho=rho.copy(), steps=steps, rules=runner.rules, config_steps=runner.config_steps)
 
 
-def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate, base=None):
+def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, truncate, base=None, executor=None):
     rho = np.atleast_1d(check.as_float_array("rho", rho, nonnegative=True))
     if rho.ndim != 1:
         raise ValueError(f"rho must be a scalar or 1-D array, got shape {rho.shape}")
@@ -541,7 +547,7 @@ def _measure(problem, method, rho, edges, rtol, eta_range, rules, x0, adaptive, 
         if eta_range.shape != (2,) or not eta_range[0] < eta_range[1]:
             raise ValueError(f"eta_range must be (low, high) with 0 < low < high, got {eta_range!r}")
     eta_range = (float(eta_range[0]), float(eta_range[1]))
-    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base)
+    runner = _Runner(problem, method, rules, x0, adaptive, truncate, base, executor)
     measured = {"nondivergent": _nondivergent_edge(runner, rho, rtol, eta_range)}
     if "converged" in edges:
         measured["converged"] = _converged_edge(runner, rho, rtol, measured["nondivergent"])
@@ -552,7 +558,7 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
                            eta_range=None, rules: ClassificationRules | None = None, steps=None, tol=None,
                            divergence_factor=None, divergence_steps=None, n_points=None, seed=None, x0=None,
                            adaptive: bool = False, truncate: bool = False, momentum=0.0, nesterov: bool = False,
-                           weight_decay=0.0) -> MeasuredThreshold:
+                           weight_decay=0.0, executor=None) -> MeasuredThreshold:
     r"""Measured critical learning rate of ``method`` for every ρ at once, by vectorized bisection over η.
 
     ``edge="nondivergent"``: the largest η at which no run diverges within the divergence budget
@@ -592,6 +598,9 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
         The rule's options, as in :func:`samtheory.simulate` (default False).
     momentum, nesterov, weight_decay : optional
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
+    executor : None or concurrent.futures.Executor, optional
+        Runs the simulations' chunks as tasks of this executor (a process pool, a Dask cluster's
+        ``Client.get_executor()``; see :func:`samtheory.simulate`); bit-identical results. None (default): threads.
 
     Returns
     -------
@@ -603,7 +612,7 @@ def critical_learning_rate(problem, method, rho, *, edge: str = "nondivergent", 
     rules = _rules(rules, steps=steps, tol=tol, divergence_factor=divergence_factor, n_points=n_points, seed=seed,
                    divergence_steps=divergence_steps)
     base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay}
-    return _measure(problem, method, rho, (edge,), rtol, eta_range, rules, x0, adaptive, truncate, base)[edge]
+    return _measure(problem, method, rho, (edge,), rtol, eta_range, rules, x0, adaptive, truncate, base, executor)[edge]
 
 
 def _problem_spectrum(problem):
@@ -627,7 +636,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
                     rules: ClassificationRules | None = None, steps=None, tol=None, divergence_factor=None,
                     divergence_steps=None, n_points=None, seed=None, x0=None, adaptive: bool = False,
                     truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
-                    schedule=None) -> list[dict]:
+                    schedule=None, executor=None) -> list[dict]:
     r"""Analytic against measured critical learning rates, one row per (method, ρ) — the regime table.
 
     Each row: ``method``, ``rho``; the non-divergent edge — ``analytic_eta`` (None without closed form),
@@ -659,6 +668,9 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
     schedule : None, str or callable, optional
         Learning-rate schedule of every run (:func:`samtheory.simulate`); the closed forms are then not compared.
+    executor : None or concurrent.futures.Executor, optional
+        Runs the simulations' chunks as tasks of this executor (a process pool, a Dask cluster's
+        ``Client.get_executor()``; see :func:`samtheory.simulate`); bit-identical results. None (default): threads.
 
     Returns
     -------
@@ -684,7 +696,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     for name, method in zip(names, methods):
         ill_posed = _converged_edge_ill_posed(method, spectrum)
         measured[name] = _measure(problem, method, rho, EDGES[:1] if ill_posed else EDGES, rtol, eta_range, rules, x0,
-                                  adaptive, truncate, base)
+                                  adaptive, truncate, base, executor)
         if ill_posed:
             missing = np.full(rho.shape, np.nan)
             measured[name]["converged"] = replace(measured[name]["nondivergent"], edge="converged", value=missing,
@@ -693,7 +705,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
     if "gd" in measured:
         gd = {edge: measured["gd"][edge].value for edge in EDGES}
     else:
-        reference = _measure(problem, "gd", np.zeros(1), EDGES, rtol, eta_range, rules, x0, False, False, base)
+        reference = _measure(problem, "gd", np.zeros(1), EDGES, rtol, eta_range, rules, x0, False, False, base, executor)
         gd = {edge: np.broadcast_to(reference[edge].value, rho.shape) for edge in EDGES}
     rows = []
     for name, method in zip(names, methods):
@@ -727,7 +739,7 @@ def compare_regimes(problem, methods="all", rhos=(0.05,), *, rtol: float = 1e-3,
                     row["converged_relative_error"] = None if a is None or e is None else abs(e - a) / a
                     row["converged_width_vs_gd"] = _ratio(e, gd[edge][i])
             row.update(_rate_columns(problem, method, spectrum, 0.5 * gd["nondivergent"][i], float(r), rules, x0,
-                                     adaptive, truncate, constant_base, base.get("schedule"), notes))
+                                     adaptive, truncate, constant_base, base.get("schedule"), notes, executor))
             row["steps"] = rules.steps
             row["divergence_steps"] = rules.divergence_budget(rtol)
             row["note"] = "; ".join(dict.fromkeys(notes))
@@ -744,7 +756,8 @@ def _converged_edge_ill_posed(method, spectrum) -> bool:
     return bool(resolve_method(method).renormalized) and (spectrum is None or np.shape(spectrum)[-1] > 1)
 
 
-def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, truncate, base, schedule, notes) -> dict:
+def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, truncate, base, schedule, notes,
+                  executor=None) -> dict:
     """The O13 rate comparison at η = half GD's measured edge: ``rate_eta``, ``analytic_rate``, ``measured_rate``,
     ``rate_relative_error`` (None where a value does not exist; ``notes`` gets why)."""
     columns = {"rate_eta": _finite(eta), "analytic_rate": None, "measured_rate": None, "rate_relative_error": None}
@@ -758,7 +771,7 @@ def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, trun
         else:
             columns["analytic_rate"] = _finite(predicted)
     rate = measured_rate(problem, method, eta, rho, steps=_RATE_STEPS, rules=rules, x0=x0, adaptive=adaptive,
-                         truncate=truncate, **base, schedule=schedule)
+                         truncate=truncate, **base, schedule=schedule, executor=executor)
     columns["measured_rate"] = _finite(rate)
     if columns["measured_rate"] is None:
         notes.append("rate measured: " + ("diverged" if np.isinf(rate) else "‖g‖ reached the subnormal range"))
@@ -770,7 +783,7 @@ def _rate_columns(problem, method, spectrum, eta, rho, rules, x0, adaptive, trun
 def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int | None = None,
                   rules: ClassificationRules | None = None, n_points=None, seed=None, x0=None, adaptive: bool = False,
                   truncate: bool = False, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
-                  schedule=None) -> np.ndarray:
+                  schedule=None, executor=None) -> np.ndarray:
     r"""Measured contraction factor per step of ‖g‖ over the last ``window`` of ``steps`` updates (worst over
     the initial points): (‖g(x_T)‖/‖g(x_{T−w})‖)^{1/w}; inf where a run diverged. Compare
     :func:`asymptotic_rate`; NaN where ‖g‖ fell below 1e-280 (subnormal floats). ``eta``, ``rho`` broadcast;
@@ -801,6 +814,9 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
         The base optimizer of :func:`samtheory.simulate` (numbers; default none, O15).
     schedule : None, str or callable, optional
         Learning-rate schedule, as in :func:`samtheory.simulate` (default constant).
+    executor : None or concurrent.futures.Executor, optional
+        Runs the simulations' chunks as tasks of this executor (a process pool, a Dask cluster's
+        ``Client.get_executor()``; see :func:`samtheory.simulate`); bit-identical results. None (default): threads.
 
     Returns
     -------
@@ -815,7 +831,8 @@ def measured_rate(problem, method, eta, rho, *, steps: int = 4000, window: int |
     eta = check.as_float_array("eta", eta, positive=True)
     rho = check.as_float_array("rho", rho, nonnegative=True)
     base = {"momentum": momentum, "nesterov": nesterov, "weight_decay": weight_decay, "schedule": schedule}
-    result = _Runner(problem, method, rules, x0, adaptive, truncate, base).run(eta, rho, steps, record_every=window)
+    result = _Runner(problem, method, rules, x0, adaptive, truncate, base, executor).run(eta, rho, steps,
+                                                                          record_every=window)
     start, end = result.history.grad_norm[-2], result.history.grad_norm[-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = (end / start) ** (1.0 / window)
