@@ -35,13 +35,6 @@ def compute(params):
     return out
 
 
-def _cell_edges(values, log):
-    v = np.log(values) if log else values
-    middle = (v[1:] + v[:-1]) / 2
-    edges = np.concatenate([[2 * v[0] - middle[0]], middle, [2 * v[-1] - middle[-1]]])
-    return np.exp(edges) if log else edges
-
-
 def plot(data, out_dir):
     from matplotlib.lines import Line2D
 
@@ -53,18 +46,11 @@ def plot(data, out_dir):
     dense = np.linspace(0.0, beta[-1], 200)
     gd_edge = base_optimizer_critical_learning_rate(lam_max, momentum=dense)
     usam_edge = base_optimizer_critical_learning_rate(float(usam_curvature(lam_max, p["rho"])), momentum=dense)
-    cmap, norm = plotting.status_cmap()
     fig, axes = plotting.figure(3, 2, height=FIGSIZE[1], sharex=True, sharey=True)
     for ax, name in zip(axes.flat, PANELS):
-        ax.pcolormesh(_cell_edges(eta, True), _cell_edges(beta, False), data[f"status_{name}"].T, cmap=cmap,
-                      norm=norm, rasterized=True)
+        plotting.regime_panel(ax, eta, beta, data[f"status_{name}"], name, ylog=False, tag_y=0.90)
         ax.plot(gd_edge, dense, color="k", lw=0.9, ls="--")
         ax.plot(usam_edge, dense, color=plotting.METHOD_COLORS["usam"], lw=1.0)
-        ax.set_xscale("log")
-        ax.set_xlim(eta[0], eta[-1])
-        ax.set_ylim(beta[0], beta[-1])
-        ax.text(0.04, 0.90, plotting.METHOD_LABELS[name], transform=ax.transAxes, fontsize=7, fontweight="bold",
-                color="k", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.2})
     for ax in axes[-1]:
         ax.set_xlabel("learning rate $\\eta$")
     for ax in axes[:, 0]:

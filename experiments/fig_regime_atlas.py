@@ -42,20 +42,12 @@ def compute(params):
     return out
 
 
-def _cell_edges(values):
-    """Geometric cell boundaries around log-spaced grid values."""
-    log = np.log(values)
-    middle = (log[1:] + log[:-1]) / 2
-    return np.exp(np.concatenate([[2 * log[0] - middle[0]], middle, [2 * log[-1] - middle[-1]]]))
-
-
 def plot(data, out_dir):
     from samtheory import plotting
 
     p = data.params
     lam_max = max(p["eigenvalues"])
     eta, rho = data["eta"], data["rho"]
-    cmap, norm = plotting.status_cmap()
     fig, axes = plotting.figure(3, 2, height=FIGSIZE[1], sharex=True, sharey=True)
     dense_rho = np.geomspace(rho[0], rho[-1], 200)
     gd_edge = float(gd_critical_learning_rate(lam_max))
@@ -63,20 +55,13 @@ def plot(data, out_dir):
     budget_edge = -np.log(p["tol"] * lam_max / lam_min) / (lam_min * p["steps"])  # GD: (1 - ηλ_min)^T ≈ tol·κ
     usam_edge = usam_critical_learning_rate(lam_max, dense_rho)
     for ax, name in zip(axes.flat, BUILTIN_METHODS):
-        ax.pcolormesh(_cell_edges(eta), _cell_edges(rho), data[f"status_{name}"].T, cmap=cmap, norm=norm,
-                      rasterized=True)
+        plotting.regime_panel(ax, eta, rho, data[f"status_{name}"], name)
         ax.axvline(gd_edge, color="k", lw=0.9, ls="--")
         ax.axvline(budget_edge, color="0.35", lw=0.7, ls=":")
         ax.plot(usam_edge, dense_rho, color=plotting.METHOD_COLORS["usam"], lw=1.0, ls="-")
         if name in MEASURED_EDGES:
             ax.plot(data[f"edge_{name}"], data["edge_rho"], **plotting.method_style(name, marker=True),
                     markerfacecolor="white", markersize=3, lw=0.9)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(eta[0], eta[-1])
-        ax.set_ylim(rho[0], rho[-1])
-        ax.text(0.04, 0.06, plotting.METHOD_LABELS[name], transform=ax.transAxes, fontsize=7, fontweight="bold",
-                color="k", bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.2})
     for ax in axes[-1]:
         ax.set_xlabel("learning rate $\\eta$")
     for ax in axes[:, 0]:

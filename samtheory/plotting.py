@@ -27,7 +27,7 @@ from .methods import BUILTIN_METHODS, METHODS
 __all__ = [
     "COLUMN_WIDTH", "DPI", "METHOD_ORDER", "METHOD_COLORS", "METHOD_LABELS", "METHOD_MARKERS", "METHOD_LINESTYLES",
     "STATUS_COLORS", "STATUS_LABELS", "RC", "style", "figure", "blank_figure", "method_style", "matplotlib_handle",
-    "shades", "status_cmap", "status_handles", "panel_label", "plain_log_ticks", "finite_segment", "pixel_size",
+    "shades", "status_cmap", "status_handles", "cell_edges", "regime_panel", "panel_label", "plain_log_ticks", "finite_segment", "pixel_size",
     "save",
 ]
 
@@ -209,6 +209,59 @@ def status_handles():
     from matplotlib.patches import Patch
 
     return [Patch(facecolor=c, edgecolor="none", label=s) for c, s in zip(STATUS_COLORS, STATUS_LABELS)]
+
+
+def cell_edges(values, *, log: bool = True) -> np.ndarray:
+    """Cell boundaries around grid ``values`` (midpoints, geometric where ``log``), for ``pcolormesh``.
+
+    Parameters
+    ----------
+    values : array_like
+        Increasing grid values, at least two (positive where ``log``).
+    log : bool, optional
+        Geometric midpoints for a log-spaced grid (default True); arithmetic otherwise.
+
+    Returns
+    -------
+    ndarray
+        ``len(values) + 1`` boundaries.
+    """
+    v = np.log(values) if log else np.asarray(values, dtype=float)
+    middle = (v[1:] + v[:-1]) / 2
+    edges = np.concatenate([[2 * v[0] - middle[0]], middle, [2 * v[-1] - middle[-1]]])
+    return np.exp(edges) if log else edges
+
+
+def regime_panel(ax, x, y, status, name: str, *, xlog: bool = True, ylog: bool = True, tag_y: float = 0.06) -> None:
+    """One panel of a regime map: ``status`` (shape ``(len(x), len(y))``) coloured by regime over the cells of
+    the grid, axes limited to it, and the method's label in a corner.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The panel.
+    x, y : array_like
+        The grid's values along the horizontal and vertical axes.
+    status : array_like
+        Status codes (0 converged, 1 bounded, 2 diverged), shape ``(len(x), len(y))``.
+    name : str
+        The method, for its label.
+    xlog, ylog : bool, optional
+        Log-spaced axes (default True).
+    tag_y : float, optional
+        Height of the label in axes coordinates (default 0.06).
+    """
+    cmap, norm = status_cmap()
+    ax.pcolormesh(cell_edges(x, log=xlog), cell_edges(y, log=ylog), np.asarray(status).T, cmap=cmap, norm=norm,
+                  rasterized=True)
+    if xlog:
+        ax.set_xscale("log")
+    if ylog:
+        ax.set_yscale("log")
+    ax.set_xlim(x[0], x[-1])
+    ax.set_ylim(y[0], y[-1])
+    ax.text(0.04, tag_y, METHOD_LABELS[name], transform=ax.transAxes, fontsize=7, fontweight="bold", color="k",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.2})
 
 
 def panel_label(ax, letter: str, text: str = "", *, fontsize: float = 6.5) -> None:
