@@ -55,6 +55,7 @@ _ENUMERATION_LIMIT = 20_000
 _MOMENTS_MAX_DIM = 12
 _EINSUM_MEMORY = 1 << 25  # largest intermediate (numbers) of a moment contraction
 _LYAPUNOV_STREAM = 0x4C59  # second word of the Lyapunov start vectors' seed
+_ROUNDING_LEVEL = 1e-6  # gamma_distribution: ‖g‖/‖g(x_0)‖ below which γ is left out
 _SCAN_POINTS = 64  # geometric grid on which the first crossing of ρ(E[M ⊗ M]) = 1 is located
 
 
@@ -851,7 +852,8 @@ def gamma_distribution(problem, method, eta, rho, *, batch_size: int | None = No
 
     Without noise on a convex quadratic γ <= 1/(1 + ρλ_min) <= 1 (O4), so ``truncate`` changes nothing there;
     with noise the two gradients differ by more than the curvature and γ > 1 happens: ``fraction_above_one``
-    is how often ``truncate=True`` acts. Steps after a run's divergence are left out.
+    is how often ``truncate=True`` acts. Steps after a run's divergence, and steps where ‖g‖ has fallen below
+    1e-6·‖g(x_0)‖ (where rounding decides γ), are left out.
 
     Parameters
     ----------
@@ -905,6 +907,9 @@ def gamma_distribution(problem, method, eta, rho, *, batch_size: int | None = No
     gamma = result.history.gamma[burn_in:steps]  # (steps − burn_in, seeds)
     t = np.arange(burn_in, steps)[:, None]
     alive = (result.diverged_at[None, :] < 0) | (t < result.diverged_at[None, :])
+    # Near convergence g is a difference of nearly equal numbers and γ a ratio of rounding errors: left out.
+    norms = result.history.grad_norm
+    alive &= norms[burn_in:steps] > _ROUNDING_LEVEL * norms[:1]
     values = gamma[alive & np.isfinite(gamma)]
     if not values.size:
         raise ValueError(f"every run diverged before step {burn_in}: no γ to report at eta={eta:g}, rho={rho:g}")
