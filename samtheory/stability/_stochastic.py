@@ -56,7 +56,7 @@ _MOMENTS_MAX_DIM = 12
 _EINSUM_MEMORY = 1 << 25  # largest intermediate (numbers) of a moment contraction
 _LYAPUNOV_STREAM = 0x4C59  # second word of the Lyapunov start vectors' seed
 _ROUNDING_LEVEL = 1e-6  # gamma_distribution: ‖g‖/‖g(x_0)‖ below which γ is left out
-_SCAN_POINTS = 64  # geometric grid on which the first crossing of ρ(E[M ⊗ M]) = 1 is located
+_SCAN_POINTS = 24  # geometric grid on which the first crossing of ρ(E[M ⊗ M]) = 1 is located
 
 
 @dataclass(frozen=True)
@@ -419,7 +419,7 @@ def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: 
                                        rtol: float = 1e-12) -> StochasticThreshold:
     r"""η_ms (O16): the smallest η at which ρ(E[M_ξ ⊗ M_ξ]) reaches 1, per ρ.
 
-    The first crossing is located on a 64-point geometric grid of [10⁻⁶, 1.01]·2/λ_max(Ḡ) (E[M] = I − ηḠ is
+    The first crossing is located on a 24-point geometric grid of [10⁻⁴, 1.01]·2/λ_max(Ḡ) (E[M] = I − ηḠ is
     unstable beyond 2/λ_max(Ḡ), and ρ(E[M ⊗ M]) >= ρ(E[M])², so a crossing lies below), then refined by Brent's
     method to relative tolerance ``rtol`` (``lower``/``upper`` bracket it). For ``gd`` and for ``usam`` with
     independent minibatches Ḡ is the full-batch matrix, so η_ms <= the full-batch edge; at m = n the two are
@@ -459,7 +459,7 @@ def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: 
     for r in rho:
         used, radius = _radius_function(model, float(r), algorithm)
         top = 1.01 * model.mean_map_edge(float(r))
-        grid = top * np.geomspace(1e-6 / 1.01, 1.0, _SCAN_POINTS)
+        grid = top * np.geomspace(1e-4 / 1.01, 1.0, _SCAN_POINTS)
         previous = None
         for eta in grid:
             if radius(eta) >= 1.0:
