@@ -249,6 +249,9 @@ def test_cli_regime_least_squares_json(tmp_path, capsys):
     ({"A": np.ones((3, 2))}, ["--batch-size", "0"], "batch-size"),
     ({"A": np.ones((3, 2))}, ["--minibatch", "both"], "minibatch"),
     ({"A": np.eye(3), "b": np.ones(2)}, [], "b"),
+    ({"A": np.eye(3)}, ["--seeds", "0"], "--seeds"),
+    ({"A": np.eye(3)}, ["--lyapunov-steps", "0"], "--lyapunov-steps"),
+    ({"A": np.eye(3)}, ["--problem", "quadratic"], "least-squares"),
 ])
 def test_cli_regime_bad_data_is_one_line_exit_2(tmp_path, capsys, arrays, extra, message):
     if arrays is None:

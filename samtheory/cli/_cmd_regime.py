@@ -109,8 +109,15 @@ def _run_stochastic(args) -> int:
     for flag, value in (("--seeds", args.seeds), ("--lyapunov-steps", args.lyapunov_steps), ("--steps", args.steps)):
         if value < 1:
             raise ValueError(f"{flag} must be >= 1, got {value}")
-    problem = _load_data(args.data) if args.data else make_least_squares(args.n_samples, args.dim, noise=0.0,
-                                                                           seed=args.data_seed)
+    if args.data:
+        problem = _load_data(args.data)
+    else:
+        from .. import _limits
+
+        if args.n_samples > 0 and args.dim > 0:
+            _limits.check_memory(f"--n-samples {args.n_samples} --dim {args.dim}",
+                                 _limits.dataset_bytes(args.n_samples, args.dim))
+        problem = make_least_squares(args.n_samples, args.dim, noise=0.0, seed=args.data_seed)
     if not 1 <= args.batch_size <= problem.n_samples:
         raise ValueError(f"--batch-size must be in [1, n = {problem.n_samples}], got {args.batch_size}")
     names = [name.strip() for name in args.method.split(",") if name.strip()]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, sparse, stats
 
+from .. import _limits
 from .. import _validation as check
 from .. import theory
 from ..engine import _MINIBATCH_STREAM, simulate
@@ -614,6 +615,9 @@ def lyapunov_exponent(problem, method, eta, rho=0.0, *, batch_size: int, minibat
         raise ValueError(f"seed + seeds - 1 must be <= 2**32 - 1, got seed={seed}, seeds={seeds}")
     seed_list = np.arange(seed, seed + seeds)
     draws = 2 if (model.method == "usam" and model.minibatch == "independent") else 1
+    _limits.check_memory(f"lyapunov_exponent with seeds={seeds}, steps={steps}, batch_size={model.batch_size} "
+                         f"and {eta.size} eta", 8.0 * seeds * (draws * steps * model.batch_size
+                                                               + 4 * eta.size * model.r + 2 * blocks * eta.size))
     indices = _batch_indices(model.n, model.batch_size, seed_list, steps, model.replace, draws)
     return _estimate(model, eta, rho, indices, seed_list, steps, burn_in, blocks, confidence)
 
