@@ -651,8 +651,8 @@ def lyapunov_critical_learning_rate(problem, method, rho=0.0, *, batch_size: int
     r"""η_as (O16): where the top Lyapunov exponent crosses 0, per ρ, with an interval [lower, upper].
 
     Two passes of :func:`lyapunov_exponent` over ``points`` geometric η each (common random numbers): over
-    ``eta_range`` (default: [η_ms, 2·2/λ_max(Ḡ)] — by Jensen the exponent is <= ½ log ρ(E[M ⊗ M]) < 0 below
-    η_ms), then over the grid cell around the first crossing, widened to hold the crossings of the interval's
+    ``eta_range`` (default: [0.9·η_ms, 2·2/λ_max(Ḡ)] — by Jensen the exponent is <= ½ log ρ(E[M ⊗ M]) < 0
+    below η_ms), then over the grid cell around the first crossing, widened to hold the crossings of the interval's
     ends. ``value`` is the crossing of the estimate, ``lower``/``upper`` those of the interval's upper/lower
     end (log-linear interpolation); NaN with a reason where the exponent does not cross 0 in the range.
 
@@ -696,7 +696,8 @@ def lyapunov_critical_learning_rate(problem, method, rho=0.0, *, batch_size: int
         if eta_range is None:
             ms = mean_square_critical_learning_rate(problem, model.method, r, batch_size=model.batch_size,
                                                     minibatch=model.minibatch, replace=model.replace, rtol=1e-6)
-            low = float(ms.value[0]) if ms.found[0] else 1e-6 * model.mean_map_edge(r)
+            # Below η_ms, since at m = n the exponent is exactly 0 at η_ms (the deterministic edge).
+            low = 0.9 * float(ms.value[0]) if ms.found[0] else 1e-6 * model.mean_map_edge(r)
             span = (low, 4.0 * model.mean_map_edge(r))
         else:
             span = (float(eta_range[0]), float(eta_range[1]))
