@@ -2,6 +2,7 @@
 minibatch noise, the engine's measured thresholds over seeds, additive gradient noise and SAM's O(ρ²) floor."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -316,3 +317,39 @@ MS = stability.mean_square_critical_learning_rate
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+HOSTILE = ["0.1", None, np.nan, np.inf, -1, 0, [], np.array([]), 1 + 2j, np.ones((2, 2)), True, 10**30]
+BASELINES = {
+    "mean_square": (stability.mean_square_critical_learning_rate,
+                    dict(problem=SMALL, method="usam", rho=0.1, batch_size=2, minibatch="shared", replace=False,
+                         algorithm="moments", rtol=1e-8)),
+    "lyapunov": (stability.lyapunov_exponent,
+                 dict(problem=SMALL, method="gd", eta=0.1, rho=0.0, batch_size=2, minibatch="shared", replace=False,
+                      steps=20, burn_in=2, seeds=2, seed=0, blocks=2, confidence=0.9)),
+    "noisy": (NoisyQuadratic, dict(eigenvalues=[1.0, 2.0], noise=0.5, draws="shared")),
+    "variance": (theory.usam_noise_variance, dict(eta=0.1, rho=0.1, lam=1.0, sigma2=1.0, draws="shared")),
+    "floor_loss": (theory.sam_noise_loss, dict(eta=0.1, rho=0.1, lam=1.0, sigma=1.0)),
+}
+HOSTILE_CASES = [(name, argument, k) for name, (_, baseline) in BASELINES.items() for argument in baseline
+                 for k in range(len(HOSTILE))]
+
+
+@pytest.mark.parametrize("name,argument,k", HOSTILE_CASES)
+def test_hostile_arguments_are_refused_naming_them_or_give_a_clean_result(name, argument, k):
+    # Every argument of each new public function, one at a time, replaced by a wrong type, shape or value: a
+    # ValueError/TypeError that names the argument, or a result without NaN or a RuntimeWarning.
+    function, baseline = BASELINES[name]
+    arguments = {**baseline, argument: HOSTILE[k]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        try:
+            result = function(**arguments)
+        except (ValueError, TypeError) as error:
+            label = {"eigenvalues": "eigenvalues", "problem": "problem"}.get(argument, argument)
+            assert label in str(error) or (argument == "method" and "method" in str(error)), str(error)
+            return
+    values = [getattr(result, field) for field in ("value", "exponent", "covariance") if hasattr(result, field)]
+    values = values or [result]
+    for value in values:
+        assert not np.any(np.isnan(np.asarray(value, dtype=float))) or name in ("mean_square",)

@@ -599,6 +599,8 @@ def lyapunov_exponent(problem, method, eta, rho=0.0, *, batch_size: int, minibat
     if eta.ndim != 1 or rho.ndim != 1:
         raise ValueError(f"eta and rho must be scalars or 1-D, got shapes {eta.shape} and {rho.shape}")
     eta, rho = check.broadcast(("eta", "rho"), eta, rho)
+    if eta.size == 0:
+        raise ValueError(f"eta and rho must not be empty, got shapes {eta.shape} and {rho.shape}")
     steps = check.as_positive_int("steps", steps, minimum=2)
     burn_in = steps // 10 if burn_in is None else check.as_positive_int("burn_in", burn_in, minimum=0)
     seeds = check.as_positive_int("seeds", seeds)
