@@ -12,7 +12,7 @@ from samtheory import stability, theory
 from samtheory.cli import main
 from samtheory.problems import NoisyQuadratic
 
-EXACT = 1e-10  # two exact computations of one root found by Brent's method to rtol 1e-12 (plus eigvals rounding)
+EXACT = 1e-10  # exact computations of one threshold: eigenvalues to rounding, Brent's root to rtol 1e-12
 MC_SIGMAS = 4.0  # Monte-Carlo checks: |estimate − exact| <= 4 standard errors (two-sided p ≈ 6e-5 per check)
 
 
@@ -37,9 +37,15 @@ def _ms(problem, method, minibatch="shared", **options):
 def test_mean_square_threshold_agrees_across_algorithms(method, minibatch, replace):
     # Enumeration of every minibatch (pairs for independent ones) against the inclusion-probability formulas
     # and the matrix-free operator: three computations of one root, to EXACT.
-    values = [_ms(SMALL, method, minibatch, replace=replace, algorithm=a).value[0]
-              for a in ("enumerate", "moments", "matrix-free")]
+    # Each both ways: the Perron root of L⁻¹Q and Brent's root of ρ(E[M ⊗ M]) = 1 (two independent routes).
+    values = [_ms(SMALL, method, minibatch, replace=replace, algorithm=a, solver=s).value[0]
+              for a in ("enumerate", "moments", "matrix-free") for s in ("perron", "brent")]
     np.testing.assert_allclose(values[1:], values[0], rtol=EXACT)
+    # The stable set is the interval (0, η_ms): ρ(E[M ⊗ M]) < 1 just below, > 1 just above (1e-6 relative).
+    radius = stability.mean_square_spectral_radius(SMALL, method, values[0] * np.array([1e-3, 0.5, 1 - 1e-6,
+                                                                                         1 + 1e-6]), 0.1,
+                                                   batch_size=2, minibatch=minibatch, replace=replace)
+    assert np.all(radius[:3] < 1) and radius[3] > 1
 
 
 def test_mean_square_threshold_moments_for_large_n():
@@ -287,6 +293,7 @@ MS = stability.mean_square_critical_learning_rate
     (lambda: MS(SMALL, "usam", batch_size=2, minibatch="both"), "minibatch"),
     (lambda: MS(SMALL, "gd", batch_size=2, replace="yes"), "replace"),
     (lambda: MS(SMALL, "gd", batch_size=2, algorithm="fast"), "algorithm"),
+    (lambda: MS(SMALL, "gd", batch_size=2, solver="newton"), "solver"),
     (lambda: MS(SMALL, "gd", batch_size=2, rtol=0.5), "rtol"),
     (lambda: MS(SMALL, "usam", -0.1, batch_size=2), "rho"),
     (lambda: stability.mean_square_spectral_radius(SMALL, "gd", 0.0, batch_size=2), "eta"),
@@ -323,7 +330,7 @@ HOSTILE = ["0.1", None, np.nan, np.inf, -1, 0, [], np.array([]), 1 + 2j, np.ones
 BASELINES = {
     "mean_square": (stability.mean_square_critical_learning_rate,
                     dict(problem=SMALL, method="usam", rho=0.1, batch_size=2, minibatch="shared", replace=False,
-                         algorithm="moments", rtol=1e-8)),
+                         algorithm="moments", solver="perron", rtol=1e-8)),
     "lyapunov": (stability.lyapunov_exponent,
                  dict(problem=SMALL, method="gd", eta=0.1, rho=0.0, batch_size=2, minibatch="shared", replace=False,
                       steps=20, burn_in=2, seeds=2, seed=0, blocks=2, confidence=0.9)),

@@ -335,7 +335,8 @@ def _spectral_radius_dense(G, S, eta) -> float:
     return float(np.max(np.abs(np.linalg.eigvals(T))))
 
 
-def _spectral_radius_free(model, rho, eta) -> float:
+def _spectral_radius_free(model, rho, eta, state) -> float:
+    """ρ(Σ ↦ E[MΣMᵀ]) by ARPACK, warm-started from the previous call's eigenvector (``state``)."""
     r = model.r
     G = model.moment_G(rho)
 
@@ -348,28 +349,69 @@ def _spectral_radius_free(model, rho, eta) -> float:
         T = np.column_stack([matvec(e) for e in np.eye(r * r)])
         return float(np.max(np.abs(np.linalg.eigvals(T))))
     operator = sparse.linalg.LinearOperator((r * r, r * r), matvec=matvec, dtype=np.float64)
-    start = np.eye(r).ravel()  # a positive definite start: the Perron eigenvector is positive semidefinite
-    values = sparse.linalg.eigs(operator, k=1, which="LM", v0=start, tol=1e-13, maxiter=10_000,
-                                return_eigenvectors=False)
+    # A positive definite start at first: the Perron eigenvector is positive semidefinite.
+    start = state.get("vector", np.eye(r).ravel())
+    values, vectors = sparse.linalg.eigs(operator, k=1, which="LM", v0=start, tol=1e-13, maxiter=10_000)
+    vector = np.real(vectors[:, 0])
+    if np.linalg.norm(vector) > 0:
+        state["vector"] = vector / np.linalg.norm(vector)
     return float(np.max(np.abs(values)))
 
 
 def _radius_function(model, rho, algorithm):
-    if algorithm == "auto":
-        if model.count_batches() <= _ENUMERATION_LIMIT:
-            algorithm = "enumerate"
-        else:
-            algorithm = "moments" if model.r <= _MOMENTS_MAX_DIM else "matrix-free"
+    algorithm = _resolve_algorithm(model, algorithm)
     if algorithm == "enumerate":
-        if model.count_batches() > 10 * _ENUMERATION_LIMIT:
-            raise ValueError(f"algorithm='enumerate' would average over {model.count_batches()} minibatches "
-                             f"(more than {10 * _ENUMERATION_LIMIT}); use 'moments' or 'matrix-free'")
         G, S = model.enumerate(rho)
     elif algorithm == "moments":
         G, S = model.moments(rho)
     else:
-        return algorithm, lambda eta: _spectral_radius_free(model, rho, eta)
+        state = {}
+        return algorithm, lambda eta: _spectral_radius_free(model, rho, eta, state)
     return algorithm, lambda eta: _spectral_radius_dense(G, S, eta)
+
+
+def _perron_inverse(model, rho, algorithm, tol):
+    r"""μ = ρ(L⁻¹Q) with L(Σ) = ḠΣ + ΣḠᵀ and Q(Σ) = E[G Σ Gᵀ]; η_ms = 1/μ.
+
+    E[M Σ Mᵀ] − Σ = −η(L − ηQ)(Σ); −L is resolvent positive and stable (Ḡ is positive definite on the range)
+    and Q is positive, so the positive map E[M ⊗ M] has spectral radius < 1 iff ρ(ηL⁻¹Q) < 1 (Damm 2004,
+    Thm. 3.2.3 on resolvent-positive operators): the mean-square stable η form the interval (0, 1/μ)."""
+    algorithm = _resolve_algorithm(model, algorithm)
+    G = model.moment_G(rho)
+    w, U = np.linalg.eigh(G / 2 + G.T / 2)  # Ḡ is symmetric in every mode
+    sums = w[:, None] + w[None, :]
+    if algorithm != "matrix-free":
+        _, S = model.enumerate(rho) if algorithm == "enumerate" else model.moments(rho)
+        r = model.r
+        # L⁻¹ column by column in the eigenbasis of Ḡ: vec(U (X / (w_i + w_j)) Uᵀ) for X = Uᵀ S_k U.
+        UU = np.kron(U, U)
+        K = UU @ ((UU.T @ S) / sums.reshape(-1, 1))
+        return algorithm, float(np.max(np.abs(np.linalg.eigvals(K)))) if r else np.nan
+    r = model.r
+
+    def matvec(v):
+        sigma = np.asarray(v, dtype=np.float64).reshape(r, r)
+        q = model.apply_second(rho, sigma)
+        return (U @ ((U.T @ q @ U) / sums) @ U.T).ravel()
+
+    if r * r <= 16:
+        K = np.column_stack([matvec(e) for e in np.eye(r * r)])
+        return algorithm, float(np.max(np.abs(np.linalg.eigvals(K))))
+    operator = sparse.linalg.LinearOperator((r * r, r * r), matvec=matvec, dtype=np.float64)
+    values = sparse.linalg.eigs(operator, k=1, which="LM", v0=np.eye(r).ravel(), tol=tol, maxiter=100_000,
+                                return_eigenvectors=False)
+    return algorithm, float(np.max(np.abs(values)))
+
+
+def _resolve_algorithm(model, algorithm):
+    if algorithm == "auto":
+        if model.count_batches() <= _ENUMERATION_LIMIT:
+            return "enumerate"
+        return "moments" if model.r <= _MOMENTS_MAX_DIM else "matrix-free"
+    if algorithm == "enumerate" and model.count_batches() > 10 * _ENUMERATION_LIMIT:
+        raise ValueError(f"algorithm='enumerate' would average over {model.count_batches()} minibatches "
+                         f"(more than {10 * _ENUMERATION_LIMIT}); use 'moments' or 'matrix-free'")
+    return algorithm
 
 
 def _check_rho(rho) -> np.ndarray:
@@ -416,15 +458,18 @@ def mean_square_spectral_radius(problem, method, eta, rho=0.0, *, batch_size: in
 
 
 def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: int, minibatch: str = "shared",
-                                       replace: bool = False, algorithm: str = "auto",
+                                       replace: bool = False, algorithm: str = "auto", solver: str = "perron",
                                        rtol: float = 1e-12) -> StochasticThreshold:
     r"""η_ms (O16): the smallest η at which ρ(E[M_ξ ⊗ M_ξ]) reaches 1, per ρ.
 
-    The first crossing is located on a 24-point geometric grid of [10⁻⁴, 1.01]·2/λ_max(Ḡ) (E[M] = I − ηḠ is
-    unstable beyond 2/λ_max(Ḡ), and ρ(E[M ⊗ M]) >= ρ(E[M])², so a crossing lies below), then refined by Brent's
-    method to relative tolerance ``rtol`` (``lower``/``upper`` bracket it). For ``gd`` and for ``usam`` with
-    independent minibatches Ḡ is the full-batch matrix, so η_ms <= the full-batch edge; at m = n the two are
-    equal.
+    ``solver="perron"`` (default): η_ms = 1/ρ(L⁻¹Q) with L(Σ) = ḠΣ + ΣḠ and Q(Σ) = E[G_ξ Σ G_ξᵀ], since
+    E[M Σ Mᵀ] = Σ − η(L − ηQ)(Σ) is a positive map and −L + ηQ is a resolvent-positive operator plus a positive
+    one (Damm 2004): the mean-square stable learning rates are exactly the interval (0, η_ms). One eigenvalue
+    problem (dense, or ARPACK on L⁻¹Q with L inverted in the eigenbasis of Ḡ). ``solver="brent"``: an
+    independent route, the first crossing of ρ(E[M ⊗ M]) = 1 on a 24-point geometric grid of
+    [10⁻⁴, 1.01]·2/λ_max(Ḡ) refined by Brent's method (E[M] = I − ηḠ is unstable beyond 2/λ_max(Ḡ) and
+    ρ(E[M ⊗ M]) >= ρ(E[M])²). For ``gd`` and for ``usam`` with independent minibatches Ḡ is the full-batch
+    matrix, so η_ms <= the full-batch edge; at m = n the two are equal.
 
     Parameters
     ----------
@@ -442,8 +487,10 @@ def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: 
         Minibatches with replacement (default False, as the engine).
     algorithm : {"auto", "enumerate", "moments", "matrix-free"}, optional
         How E[M ⊗ M] is computed (:data:`MEAN_SQUARE_ALGORITHMS`; default ``"auto"``).
+    solver : {"perron", "brent"}, optional
+        The Perron root of L⁻¹Q (default) or root finding on ρ(E[M ⊗ M]) − 1.
     rtol : float, optional
-        Relative tolerance of the root, in [1e-14, 0.1] (default 1e-12).
+        Relative tolerance, in [1e-14, 0.1] (default 1e-12): of ARPACK (matrix-free) or of Brent's root.
 
     Returns
     -------
@@ -452,12 +499,19 @@ def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: 
     """
     model = _Model(problem, method, batch_size, minibatch, replace)
     check.choice("algorithm", algorithm, MEAN_SQUARE_ALGORITHMS)
+    check.choice("solver", solver, ("perron", "brent"))
     rho = _check_rho(rho)
     rtol = check.as_scalar("rtol", rtol, positive=True)
     if not 1e-14 <= rtol <= 0.1:
         raise ValueError(f"rtol must be in [1e-14, 0.1], got {rtol!r}")
-    value, lower, upper, why, used = [], [], [], [], None
+    value, why, used = [], [], None
     for r in rho:
+        if solver == "perron":
+            used, mu = _perron_inverse(model, float(r), algorithm, rtol)
+            found = mu > 0 and np.isfinite(mu)
+            value.append(1.0 / mu if found else np.nan)
+            why.append("" if found else "E[G ⊗ G] vanishes: mean-square stable at every eta")
+            continue
         used, radius = _radius_function(model, float(r), algorithm)
         top = 1.01 * model.mean_map_edge(float(r))
         grid = top * np.geomspace(1e-4 / 1.01, 1.0, _SCAN_POINTS)
@@ -467,16 +521,15 @@ def mean_square_critical_learning_rate(problem, method, rho=0.0, *, batch_size: 
                 break
             previous = eta
         if previous is None:
-            value.append(np.nan), lower.append(np.nan), upper.append(np.nan)
-            why.append(f"mean-square unstable already at eta = {grid[0]:.3g}")
+            value.append(np.nan), why.append(f"mean-square unstable already at eta = {grid[0]:.3g}")
             continue
-        root, info = optimize.brentq(lambda e: radius(e) - 1.0, previous, eta, rtol=rtol, xtol=1e-300,
-                                     full_output=True)
-        value.append(root), lower.append(root * (1 - rtol)), upper.append(root * (1 + rtol)), why.append("")
-    return StochasticThreshold(model.method, "mean_square", "analytic", np.array(value), np.array(lower),
-                               np.array(upper), rtol, np.array(why, dtype=object), rho=rho.copy(),
+        value.append(optimize.brentq(lambda e: radius(e) - 1.0, previous, eta, rtol=rtol, xtol=1e-300))
+        why.append("")
+    value = np.array(value)
+    return StochasticThreshold(model.method, "mean_square", "analytic", value, value * (1 - rtol),
+                               value * (1 + rtol), rtol, np.array(why, dtype=object), rho=rho.copy(),
                                batch_size=model.batch_size, minibatch=model.minibatch, replace=model.replace,
-                               details={"algorithm": used})
+                               details={"algorithm": used, "solver": solver})
 
 
 def full_batch_critical_learning_rate(problem, method, rho=0.0) -> np.ndarray:
