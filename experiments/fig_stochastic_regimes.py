@@ -15,7 +15,7 @@ from samtheory.stability import (full_batch_critical_learning_rate, lyapunov_cri
 ORDER = 12
 DESCRIPTION = "SGD/USAM/StableSAM thresholds vs batch size: mean-square, almost-sure, measured, full-batch (O16)"
 FULL = {"n": 8, "d": 3, "data_seed": 3, "rho": 0.1, "batch_sizes": [1, 2, 3, 4, 6, 8], "seeds": 8,
-        "steps": 800, "lyapunov_steps": 1000, "points": 12, "rtol": 0.02}
+        "steps": 600, "lyapunov_steps": 1000, "points": 12, "rtol": 0.03}
 QUICK = {**FULL, "batch_sizes": [2, 8], "seeds": 2, "steps": 100, "lyapunov_steps": 200, "points": 4, "rtol": 0.2}
 FIGSIZE = (6.8, 2.9)
 LINEAR = [("gd", "shared"), ("usam", "shared"), ("usam", "independent")]

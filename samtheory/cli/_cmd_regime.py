@@ -146,7 +146,7 @@ def _run_stochastic(args) -> int:
                    "mean_square_eta": ms[i] if linear else None,
                    "lyapunov_eta": lyapunov.value[i] if linear else None,
                    "lyapunov_eta_interval": [lyapunov.lower[i], lyapunov.upper[i]] if linear else None,
-                   "lyapunov_confidence": lyapunov.tolerance if linear else None,
+                   "lyapunov_confidence": lyapunov.details["confidence"] if linear else None,
                    "empirical_eta": measured.value[i], "empirical_rule": measured.details["rule"],
                    "empirical_rtol": rtol, "full_batch_eta": full[i], "note": note}
             rows.append(row)

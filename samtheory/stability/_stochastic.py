@@ -64,7 +64,8 @@ _SCAN_POINTS = 24  # geometric grid on which the first crossing of ρ(E[M ⊗ M]
 class StochasticThreshold(Threshold):
     """A stochastic threshold per ρ: ``edge`` is ``"mean_square"`` (exact, ``source="analytic"``),
     ``"almost_sure"`` (Lyapunov exponent, ``source="estimated"``; ``lower``/``upper`` the η where the
-    confidence interval's upper/lower end crosses 0) or ``"nondivergent"`` (``source="measured"``: the
+    confidence interval's upper/lower end crosses 0, ``tolerance`` the largest upper/lower − 1, the confidence
+    level in ``details``) or ``"nondivergent"`` (``source="measured"``: the
     engine over seeds).
 
     Attributes
@@ -783,8 +784,12 @@ def lyapunov_critical_learning_rate(problem, method, rho=0.0, *, batch_size: int
             lower.append(a if np.isfinite(a) else np.nan)
             upper.append(b if np.isfinite(b) else np.nan)
         curves.append(passes)
-    return StochasticThreshold(model.method, "almost_sure", "estimated", np.array(value), np.array(lower),
-                               np.array(upper), float(confidence), np.array(why, dtype=object), relative=False,
+    lower, upper = np.array(lower), np.array(upper)
+    with np.errstate(all="ignore"):
+        widths = upper / lower - 1
+    width = float(np.max(widths[np.isfinite(widths)])) if np.any(np.isfinite(widths)) else float("nan")
+    return StochasticThreshold(model.method, "almost_sure", "estimated", np.array(value), lower, upper, width,
+                               np.array(why, dtype=object),
                                rho=rho.copy(), batch_size=model.batch_size, minibatch=model.minibatch,
                                replace=model.replace, details={"curves": curves, "steps": steps, "seeds": seeds,
                                                                "blocks": blocks, "confidence": confidence})
