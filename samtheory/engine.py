@@ -21,6 +21,7 @@ __all__ = ["simulate"]
 # step's temporaries still fit in cache (measured best between 2^15 and 2^18 at d = 10 and d = 100).
 _CHUNK_ELEMENTS = 1 << 17
 _MINIBATCH_STREAM = 0x5A4D  # second word of the minibatch generator's seed; x0 uses the seed alone
+_NOISE_STREAM = 0x4E4F  # second word of a noisy problem's generator seed (noisy_gradient_oracle)
 
 
 def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=None, adaptive: bool = False,
@@ -28,7 +29,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
              truncate: bool = False, batch_size: int | None = None, record_every: int = 0, record_iterates: bool = False, tol: float = 1e-6,
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              workers: int | None = None, progress: bool = False, momentum=0.0, nesterov: bool = False,
-             weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None, executor=None) -> SimulationResult:
+             weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None, minibatch: str = "shared",
+             executor=None) -> SimulationResult:
     r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
 
     ``eta``, ``rho`` and ``seed`` broadcast against each other; their broadcast shape is the batch shape S of
@@ -36,7 +38,11 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     None (a draw of ``problem.initial_point(seed)`` per configuration), a point of shape ``(d,)``, or an array
     of shape ``S + (d,)``. ``seed`` also fixes the minibatch sequence when ``batch_size`` is set; rows that
     share a seed share their minibatches (common random numbers), and both gradients of a step use one
-    minibatch.
+    minibatch (``minibatch="independent"``: the step's first gradient call, the ascent gradient g(x) of the
+    built-in rules, sees one minibatch and later calls, g(y), a second one drawn after it). A problem with a
+    ``noisy_gradient_oracle(batch, rng)`` method (:class:`~samtheory.problems.NoisyQuadratic`) gets a
+    generator seeded by (seed, a noise stream) and makes each step's oracle from it, so its noise follows the
+    seed like minibatches do.
 
     Status (see :mod:`samtheory.result`): a configuration is *diverged* at the first step t where ‖g(x_t)‖ is
     not finite or exceeds ``divergence_factor · max(‖g(x_0)‖, 1)``; it is then frozen at x_t (removed from
@@ -147,6 +153,9 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     schedule : None, str or callable, optional
         Learning-rate schedule s(t): None (constant), ``"NAME[:params]"`` or a callable; see
         :func:`samtheory.schedules.schedule_factors`.
+    minibatch : {"shared", "independent"}, optional
+        With ``batch_size``: both gradients of a step on one minibatch (default) or the second gradient call on
+        an independent minibatch (docs/theory.md O16).
     executor : None or concurrent.futures.Executor, optional
         Runs the chunks as tasks (see above); None (default) uses ``workers`` threads of this process.
 
@@ -184,6 +193,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     weight_decay = check.as_float_array("weight_decay", weight_decay, nonnegative=True)
     decoupled_weight_decay = check.as_float_array("decoupled_weight_decay", decoupled_weight_decay, nonnegative=True)
     factors = schedule_factors(schedule, steps)
+    check.choice("minibatch", minibatch, ("shared", "independent"))
+    noisy = callable(getattr(problem, "noisy_gradient_oracle", None))
     eta, rho, seed, momentum, weight_decay, decoupled_weight_decay = check.broadcast(
         ("eta", "rho", "seed", "momentum", "weight_decay", "decoupled_weight_decay"),
         eta, rho, seed, momentum, weight_decay, decoupled_weight_decay)
@@ -238,7 +249,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     if chunk_size is None:  # about _CHUNK_ELEMENTS numbers per array, and work for every worker
         chunk_size = max(64, _CHUNK_ELEMENTS // d)
         chunk_size = max(1, min(chunk_size, -(-n_rows // workers)))
-    groups = [np.flatnonzero(seeds == s) for s in np.unique(seeds)] if batch_size else [np.arange(n_rows)]
+    groups = ([np.flatnonzero(seeds == s) for s in np.unique(seeds)] if batch_size or noisy
+              else [np.arange(n_rows)])
     chunks = [rows[i:i + chunk_size] for rows in groups for i in range(0, rows.size, chunk_size)]
 
     base = None
@@ -251,7 +263,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     constant = bool(np.all(factors == 1.0))
 
     fixed = {"steps": steps, "batch_size": batch_size, "divergence_factor": divergence_factor, "options": options,
-             "ascent_groups": ascent_groups, "factors": None if constant else factors}
+             "ascent_groups": ascent_groups, "factors": None if constant else factors,
+             "independent": minibatch == "independent", "noisy": noisy}
 
     def inputs(rows):  # a chunk's own inputs
         return (rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows], int(seeds[rows[0]]),
@@ -279,7 +292,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
                                              "momentum": momentum.copy(), "nesterov": nesterov,
                                              "weight_decay": weight_decay.copy(),
                                              "decoupled_weight_decay": decoupled_weight_decay.copy(),
-                                             "schedule": None if constant else factors},
+                                             "schedule": None if constant else factors,
+                                             "minibatch": minibatch},
     )
 
 
@@ -445,9 +459,20 @@ class _Guarded:
         self.label = type(user_problem).__name__
         self._problem_errors = []  # raised by the problem through the rule: reported once, naming the problem
 
-    def oracle(self, batch=None):
+    def oracle(self, batch=None, second=None, noise=None):
+        """The checked oracle of ``batch``; with ``second``, the first call uses ``batch`` and later calls
+        ``second`` (independent minibatches); with ``noise`` (a generator), the problem's noisy oracle."""
+        if second is not None:
+            oracles, calls = (self.oracle(batch), self.oracle(second)), [0]
+
+            def two_batches(X):
+                calls[0] += 1
+                return oracles[min(calls[0] - 1, 1)](X)
+
+            return two_batches
         try:
-            raw = self.problem.gradient_oracle(batch)
+            raw = (self.problem.gradient_oracle(batch) if noise is None
+                   else self.problem.noisy_gradient_oracle(batch, noise))
         except Exception as error:
             raise RuntimeError(f"problem {self.label}'s gradient_oracle raised {type(error).__name__}: {error}") from error
 
@@ -606,7 +631,7 @@ class _BaseOptimizer:
 
 
 def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
-               ascent_groups=1, base=None, factors=None):
+               ascent_groups=1, base=None, factors=None, independent=False, noisy=False):
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
@@ -618,11 +643,16 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
     threshold = np.minimum(divergence_factor * np.maximum(grad_norm0, 1.0), np.finfo(np.float64).max)
     threshold[~np.isfinite(grad_norm0)] = np.nan
     sampler = np.random.default_rng([seed, _MINIBATCH_STREAM]) if batch_size else None
+    noise = np.random.default_rng([seed, _NOISE_STREAM]) if noisy else None
+    second = None
     record_every = out.record_every
     alive, previous = rows, x
     for t in range(steps):
         batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
-        gradient = full_gradient if batch is None else guarded.oracle(batch)
+        if independent and batch is not None:
+            second = sampler.choice(problem.n_samples, size=batch_size, replace=False)
+        gradient = (full_gradient if batch is None and noise is None
+                    else guarded.oracle(batch, second, noise))
         eta_t = eta if factors is None else eta * factors[t]
         if ascent_groups > 1:
             step = _grouped_step(problem, guarded, x, batch, ascent_groups, eta_t, rho, options, t)

@@ -600,3 +600,107 @@ def as_problem(name: str, value) -> Problem:
     if not isinstance(value, Problem):
         raise check.InputTypeError(f"{name} must be a samtheory Problem, got {value!r:.80}")
     return value
+
+
+class NoisyQuadratic(Problem):
+    r"""f(x) = ½ Σ_i λ_i x_i² whose gradient oracle adds a noise draw ξ each step: g̃(x) = λ ⊙ x + ξ (O17).
+
+    The noise is Gaussian with a covariance, or a discrete distribution given by its values and probabilities.
+    :func:`samtheory.simulate` draws it per step from the configuration's seed (like minibatches: rows that
+    share a seed share their draws, and a row's draws depend on its seed alone). ``draws`` says what the two
+    gradients of a SAM step see: ``"shared"`` (one ξ for g(x) and g(y)) or ``"independent"`` (ξ₁ for the
+    ascent gradient g(x), ξ₂ for the descent gradient g(y)). ``loss`` and ``grad`` are the noiseless ones,
+    which the engine uses for ‖g(x_0)‖, the final status and the reported values.
+
+    Parameters
+    ----------
+    eigenvalues : array_like
+        λ, a non-empty finite 1-D array (d = its length).
+    noise : float, array_like or tuple, optional
+        σ >= 0 (Gaussian, covariance σ²I; default 1), a symmetric positive semidefinite ``(d, d)`` covariance
+        matrix, or a pair ``(values, probabilities)``: values of shape ``(k, d)`` (or ``(k,)`` when d = 1) and
+        k probabilities >= 0 summing to 1.
+    draws : {"shared", "independent"}, optional
+        Whether both gradients of a step see the same draw (default) or independent draws.
+    """
+
+    name = "noisy_quadratic"
+
+    def __init__(self, eigenvalues, noise=1.0, *, draws: str = "shared"):
+        lam = check.as_vector("eigenvalues", eigenvalues)
+        self.eigenvalues, self.dim = lam, lam.size
+        self.draws = check.choice("draws", draws, ("shared", "independent"))
+        d = self.dim
+        if isinstance(noise, tuple):
+            if len(noise) != 2:
+                raise ValueError(f"noise must be sigma, a covariance matrix or a pair (values, probabilities), "
+                                 f"got a tuple of length {len(noise)}")
+            values = check.as_float_array("noise values", noise[0])
+            if values.ndim == 1 and d == 1:
+                values = values[:, None]
+            if values.ndim != 2 or values.shape[1] != d or values.shape[0] == 0:
+                raise ValueError(f"noise values must have shape (k, {d}), got {values.shape}")
+            probabilities = check.as_vector("noise probabilities", noise[1], size=values.shape[0],
+                                            match="the noise values", nonnegative=True)
+            if abs(probabilities.sum() - 1.0) > 1e-12:
+                raise ValueError(f"noise probabilities must sum to 1, got sum {probabilities.sum():.17g}")
+            self.kind, self.values, self.probabilities = "discrete", values, probabilities
+            self.mean = probabilities @ values
+            centered = values - self.mean
+            self.covariance = (centered * probabilities[:, None]).T @ centered
+            self._factor = None
+        else:
+            value = check.as_float_array("noise", noise)
+            if value.ndim == 0:
+                sigma = check.as_scalar("noise", noise, nonnegative=True)
+                covariance = sigma**2 * np.eye(d)
+            else:
+                covariance = check.as_matrix("noise", value, symmetric=True)
+                if covariance.shape != (d, d):
+                    raise ValueError(f"noise covariance must have shape ({d}, {d}), got {covariance.shape}")
+            w, V = np.linalg.eigh(covariance)
+            if w[0] < -1e-12 * max(1.0, abs(w[-1])):
+                raise ValueError(f"noise covariance must be positive semidefinite, got eigenvalue {w[0]:.6g}")
+            self.kind, self.values, self.probabilities = "gaussian", None, None
+            self.mean, self.covariance = np.zeros(d), covariance
+            self._factor = V * np.sqrt(np.maximum(w, 0.0))  # ξ = factor @ z, z standard normal
+        self.beta = float(np.max(np.abs(lam)))
+        self.mu = float(np.min(lam))
+        convex = self.mu >= 0
+        self.minimizer = np.zeros(d) if convex else None
+        self.f_star = 0.0 if convex else None
+
+    def sample(self, rng, size: int) -> np.ndarray:
+        """``size`` noise draws from the generator ``rng``, shape ``(size, d)``."""
+        if self.kind == "discrete":
+            return self.values[rng.choice(self.values.shape[0], size=size, p=self.probabilities)]
+        return rng.standard_normal((size, self.dim)) @ self._factor.T
+
+    def noisy_gradient_oracle(self, batch, rng) -> GradientOracle:
+        """The gradient of one step with its noise: two draws from ``rng`` (always two, so that both modes
+        consume the stream alike); the first call of a step sees ξ₁, later calls ξ₁ (``"shared"``) or ξ₂."""
+        first, second = self.sample(rng, 2)
+        calls = [0]
+
+        def gradient(X):
+            noise = first if calls[0] == 0 or self.draws == "shared" else second
+            calls[0] += 1
+            return X * self.eigenvalues + noise
+
+        return gradient
+
+    def _loss(self, X, batch):
+        return 0.5 * _row_dots(X * self.eigenvalues, X)
+
+    def _grad(self, X, batch):
+        return X * self.eigenvalues
+
+    def _hessian(self, X):
+        return np.broadcast_to(np.diag(self.eigenvalues), (X.shape[0], self.dim, self.dim)).copy()
+
+    def __repr__(self):
+        lam = np.array2string(self.eigenvalues, threshold=6, precision=4)
+        return f"NoisyQuadratic(eigenvalues={lam}, noise={self.kind}, draws={self.draws!r})"
+
+
+__all__ += ["NoisyQuadratic"]

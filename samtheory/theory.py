@@ -679,3 +679,101 @@ def sam_step_decay_landing(eta, rho, lam, factor):
     """
     factor = check.as_float_array("factor", factor, positive=True)
     return sam_cycle_amplitude(eta, rho, lam) * (1.0 - 2.0 * factor)
+
+
+# -- O17: stochastic SAM under additive gradient noise (issue 12) ------------------------------------------------
+# usam_noise_variance (O17a): ησ²(1 + ρλ)/(λ(2 − ηA)) shared, η(1 + ρ²λ²)σ²/(A(2 − ηA)) independent draws;
+# sam_noise_floor (O17b): λρ²/18; sam_noise_loss (O17b at finite η).
+__all__ += ["usam_noise_variance", "sam_noise_floor", "sam_noise_loss"]
+
+def usam_noise_variance(eta, rho, lam, sigma2, *, draws: str = "shared"):
+    r"""O17a: USAM's stationary variance on f = ½λx² with additive gradient noise of variance σ².
+
+    With one noise draw ξ shared by both gradients, x⁺ = (1 − ηA)x − η(1 + ρλ)ξ, A = λ(1 + ρλ)
+    (:func:`usam_curvature`), so Var x = ησ²(1 + ρλ)/(λ(2 − ηA)); with independent draws in the two gradients,
+    x⁺ = (1 − ηA)x − ηρλξ₁ − ηξ₂ and Var x = η(1 + ρ²λ²)σ²/(A(2 − ηA)). Per coordinate of a diagonal quadratic
+    with independent noise coordinates. NaN where there is no stationary law (ηA ≥ 2).
+
+    Parameters
+    ----------
+    eta, rho, lam, sigma2 : array_like
+        η > 0, ρ >= 0, λ > 0 and σ² >= 0, broadcast together.
+    draws : {"shared", "independent"}, optional
+        Whether the two gradients of a step see the same noise draw (default) or independent ones.
+
+    Returns
+    -------
+    ndarray
+        The stationary variance, the broadcast shape.
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    lam = check.as_float_array("lam", lam, positive=True)
+    sigma2 = check.as_float_array("sigma2", sigma2, nonnegative=True)
+    check.choice("draws", draws, ("shared", "independent"))
+    eta, rho, lam, sigma2 = np.broadcast_arrays(eta, rho, lam, sigma2)
+    curvature = usam_curvature(lam, rho)
+    margin = 2.0 - eta * curvature
+    stable = margin > 0
+    if draws == "shared":
+        numerator = eta * sigma2 * (curvature / lam)  # ησ²(1 + ρλ)
+        denominator = lam * margin
+    else:
+        numerator = eta * (1.0 + (rho * lam) ** 2) * sigma2
+        denominator = curvature * margin
+    with np.errstate(all="ignore"):
+        return np.where(stable, numerator / np.where(stable, denominator, 1.0), np.nan)
+
+
+def sam_noise_floor(lam, rho):
+    r"""O17b: the floor λρ²/18 of E f for ``sam`` as η → 0 under the three-point noise of docs/theory.md.
+
+    With ξ = +2σ (probability 1/3) or −σ (probability 2/3), the same ξ in both gradients and λρ/3 < σ, the
+    mean drift of ``sam`` is λx − ρλ/3, so its iterates settle around x = ρ/3 and E f → λ(ρ/3)²/2.
+
+    Parameters
+    ----------
+    lam, rho : array_like
+        λ > 0 and ρ >= 0, broadcast together.
+
+    Returns
+    -------
+    ndarray
+        λρ²/18, the broadcast shape.
+    """
+    lam = check.as_float_array("lam", lam, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    return lam * rho**2 / 18.0
+
+
+def sam_noise_loss(eta, rho, lam, sigma):
+    r"""O17b at a finite η: the stationary E f of ``sam`` under the three-point noise (derived here).
+
+    While |λx| < σ the sign of g = λx + ξ is that of ξ, so the step is the linear recursion
+    x⁺ = (1 − ηλ)x + ηρλ/3 − ηζ with ζ = ξ + ρλ(sign ξ + 1/3), E ζ = 0 and Var ζ = 2(σ + 2ρλ/3)². Its
+    stationary law has mean ρ/3 and variance η·2(σ + 2ρλ/3)²/(λ(2 − ηλ)), so
+    E f = λρ²/18 + η(σ + 2ρλ/3)²/(2 − ηλ) (:func:`sam_noise_floor` at η = 0). Exact as long as the iterates
+    stay in |λx| < σ (bounded noise: when η(σ + 2ρλ/3) is small against σ − λρ/3); NaN unless λρ/3 < σ and
+    ηλ < 2.
+
+    Parameters
+    ----------
+    eta, rho, lam, sigma : array_like
+        η > 0, ρ >= 0, λ > 0 and σ > 0, broadcast together.
+
+    Returns
+    -------
+    ndarray
+        The stationary expected loss, the broadcast shape.
+    """
+    eta = check.as_float_array("eta", eta, positive=True)
+    sigma = check.as_float_array("sigma", sigma, positive=True)
+    floor = sam_noise_floor(lam, rho)
+    lam = check.as_float_array("lam", lam, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    eta, rho, lam, sigma, floor = np.broadcast_arrays(eta, rho, lam, sigma, floor)
+    margin = 2.0 - eta * lam
+    valid = (margin > 0) & (lam * rho < 3.0 * sigma)
+    spread = (sigma + 2.0 * rho * lam / 3.0) ** 2
+    with np.errstate(all="ignore"):
+        return np.where(valid, floor + eta * spread / np.where(valid, margin, 1.0), np.nan)

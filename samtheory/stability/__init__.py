@@ -25,6 +25,11 @@ Algorithmic (uniform) stability, Hardt, Recht & Singer 2016 (O10), without CVXPY
 :func:`spectral_expansivity` and :func:`expansivity` of one-step maps; :func:`stability_experiment` on data sets
 that differ in one example (:func:`synthetic_split`, :func:`breast_cancer_split`). The SDP certificate of
 expansivity over all smooth convex functions is in :mod:`samtheory.convex.pep`.
+
+Stochastic regimes (O16) on realizable least squares with minibatches: :func:`mean_square_critical_learning_rate`
+(exact η_ms, by enumeration, moment formulas or matrix-free), :func:`lyapunov_exponent` and
+:func:`lyapunov_critical_learning_rate` (η_as with a confidence interval), :func:`stochastic_critical_learning_rate`
+(the engine over seeds, any method) and :func:`gamma_distribution` (StableSAM's γ under noise).
 """
 
 from ..result import Threshold
@@ -42,6 +47,11 @@ from ._measured import (
     ClassificationRules, MeasuredThreshold, RegimeMap, compare_regimes, critical_learning_rate, initial_points,
     measured_rate, regime_map,
 )
+from ._stochastic import (
+    MEAN_SQUARE_ALGORITHMS, MINIBATCH_MODES, GammaDistribution, LyapunovEstimate, StochasticThreshold,
+    full_batch_critical_learning_rate, gamma_distribution, lyapunov_critical_learning_rate, lyapunov_exponent,
+    mean_square_critical_learning_rate, mean_square_spectral_radius, stochastic_critical_learning_rate,
+)
 
 __all__ = [
     "gd_critical_learning_rate", "usam_critical_learning_rate", "usam_max_stable_sharpness", "sam_cycle_amplitude",
@@ -51,4 +61,8 @@ __all__ = [
     "Expansivity", "analytic_expansivity", "spectral_expansivity", "expansivity", "StabilitySplit", "synthetic_split",
     "breast_cancer_split", "StabilityResult", "stability_experiment", "DATASETS",
     "ExpansivityWitness", "usam_expansivity_witness",
+    "MEAN_SQUARE_ALGORITHMS", "MINIBATCH_MODES", "GammaDistribution", "LyapunovEstimate", "StochasticThreshold",
+    "full_batch_critical_learning_rate", "gamma_distribution", "lyapunov_critical_learning_rate",
+    "lyapunov_exponent", "mean_square_critical_learning_rate", "mean_square_spectral_radius",
+    "stochastic_critical_learning_rate",
 ]
