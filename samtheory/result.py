@@ -19,8 +19,9 @@ STATUS_NAMES = ("converged", "bounded", "diverged")
 
 #: The edges of a stability regime. ``"nondivergent"``: the largest η at which no run diverges (converged or
 #: bounded); ``"converged"``: the largest η at which every run converges; ``"pep"``: the largest η at which the
-#: PEP worst case over a function class still decreases with the number of steps.
-THRESHOLD_EDGES = ("nondivergent", "converged", "pep")
+#: PEP worst case over a function class still decreases with the number of steps; ``"mean_square"`` and
+#: ``"almost_sure"``: the stochastic edges of docs/theory.md O16 (second moments, top Lyapunov exponent).
+THRESHOLD_EDGES = ("nondivergent", "converged", "pep", "mean_square", "almost_sure")
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Threshold:
     edge : str
         One of :data:`THRESHOLD_EDGES`.
     source : str
-        ``"analytic"`` (a closed form of docs/theory.md), ``"measured"`` (bisection over simulations) or
-        ``"pep"`` (bisection over SDP certificates).
+        ``"analytic"`` (a closed form of docs/theory.md), ``"measured"`` (bisection over simulations),
+        ``"pep"`` (bisection over SDP certificates) or ``"estimated"`` (a Monte-Carlo estimate with a confidence
+        interval: the Lyapunov edge of O16).
     value : ndarray
         The threshold, NaN where there is none (``reason`` says why).
     lower, upper : ndarray
