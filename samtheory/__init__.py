@@ -9,8 +9,8 @@ from .engine import simulate
 from .methods import (
     BUILTIN_METHODS, METHODS, MethodSpec, Step, gd, register_method, resolve_method, sam, sharpness_aware_method, ssam, susam, usam,
 )
-from .problems import (LeastSquares, LogisticRegression, Problem, Quadratic, Saddle, ScalarFactorization,
-                       SmoothConvexInterpolant)
+from .problems import (LeastSquares, LogisticRegression, NoisyQuadratic, Problem, Quadratic, Saddle,
+                       ScalarFactorization, SmoothConvexInterpolant)
 from .result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, History, SimulationResult, Threshold
 
 __version__ = "0.1.0"
@@ -19,5 +19,6 @@ __all__ = [
     "simulate", "stability", "theory", "METHODS", "BUILTIN_METHODS", "MethodSpec", "Step", "resolve_method", "register_method",
     "sharpness_aware_method", "gd", "sam", "usam", "ssam", "susam", "Threshold",
     "Problem", "Quadratic", "LeastSquares", "LogisticRegression", "Saddle", "ScalarFactorization", "SmoothConvexInterpolant",
+    "NoisyQuadratic",
     "SimulationResult", "History", "CONVERGED", "BOUNDED", "DIVERGED", "STATUS_NAMES", "__version__",
 ]
