@@ -164,6 +164,9 @@ class SimulationResult:
         The step at which divergence was detected; -1 where the configuration did not diverge.
     tol : float
         The convergence tolerance used.
+    converged_at : ndarray of int
+        The first step t ∈ {0, …, T} at which ‖g(x_t)‖ ≤ ``tol · ‖g(x_0)‖`` (the norm the step computes), -1
+        where never; recorded whether or not the run stopped there (``simulate(..., early_stop=True)``).
     history : History or None
         The recorded diagnostics, None unless ``record_every > 0``.
     options : dict
@@ -185,6 +188,7 @@ class SimulationResult:
     tol: float
     history: History | None = None
     options: dict = field(default_factory=dict)
+    converged_at: np.ndarray | None = None  # first step meeting the tolerance; -1 where never
 
     @property
     def shape(self) -> tuple:
