@@ -7,8 +7,14 @@
 3. The eigenbasis path against the dense path at d = 500.
 4. The same ssam sweep written the way a JAX user would (``jax.jit`` over ``lax.fori_loop``, float64, CPU):
    samtheory's throughput as a fraction of JAX's. JAX is needed only here (``pip install "jax[cpu]"``).
+5. The compiled path (``backend="compiled"``) against the NumPy path on the sweep of 1., every method, and against
+   a minimal hand-fused Numba kernel for ssam written here (one pass per step over a block of configurations,
+   batch axis innermost, no divergence handling, no history): the limit (target compiled >= 0.7x of it).
+6. Renormalization cost on the compiled path (ssam/sam, susam/usam; target <= 1.10).
+7. Peak resident memory of a 512 x 512 grid x 1000 steps at d = 100 without history (compiled, in a fresh
+   process) against the size of its state (the final iterates, 512² x 100 float64; target <= 2x).
 
-Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick]``
+Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick] [--only 5,6,7]``
 """
 
 from __future__ import annotations
@@ -160,15 +166,154 @@ def bench_jax(size, steps, dims):
               f"{jax_seconds / ours:.2f} × JAX's")
 
 
+def _fused_ssam():
+    """The limit: ssam on a diagonal quadratic, hand-fused in Numba (no divergence handling, no history)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def fused(lam, X, eta, rho, steps, block):
+        d, n = X.shape
+        g = np.empty((d, block))
+        y = np.empty((d, block))
+        gn = np.empty(block)
+        gyn = np.empty(block)
+        for first in range(0, n, block):
+            nb = min(block, n - first)
+            x = X[:, first:first + nb]
+            for _ in range(steps):
+                gn[:nb] = 0.0
+                for i in range(d):
+                    for b in range(nb):
+                        v = lam[i] * x[i, b]
+                        g[i, b] = v
+                        gn[b] += v * v
+                for b in range(nb):
+                    gn[b] = np.sqrt(gn[b])
+                    gyn[b] = 0.0
+                for i in range(d):
+                    for b in range(nb):
+                        v = lam[i] * (x[i, b] + g[i, b] * (rho[first + b] / gn[b]))
+                        y[i, b] = v
+                        gyn[b] += v * v
+                for b in range(nb):
+                    gyn[b] = eta[first + b] * gn[b] / np.sqrt(gyn[b])
+                for i in range(d):
+                    for b in range(nb):
+                        x[i, b] -= y[i, b] * gyn[b]
+        return X
+
+    return fused
+
+
+def bench_compiled(size, steps, dims):
+    from samtheory import _compiled
+    if _compiled.available():
+        print(f"\n5. Compiled path skipped: {_compiled.available()}")
+        return
+    eta, rho = grid(size)
+    print(f"\n5. Compiled path against the NumPy path, {size}×{size} grid × {steps} steps (same sweep as 1.; "
+          "statuses compared), and against a hand-fused ssam kernel (the limit)")
+    print(f"{'d':>4} {'method':>6} {'numpy [s]':>10} {'compiled [s]':>12} {'speed-up':>9} {'same status':>12}")
+    st.simulate(st.Quadratic([1.0, 2.0]), "ssam", 0.1, 0.1, steps=2, backend="compiled")  # load the kernels
+    fused = _fused_ssam()
+    compiled_ssam = {}
+    for d in dims:
+        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+        x0 = np.ones(d)
+        for method in METHODS:
+            numpy_seconds, reference = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                                     backend="numpy"))
+            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                            backend="compiled"), 3)
+            if method == "ssam":
+                compiled_ssam[d] = seconds
+            same = np.array_equal(result.status, reference.status)
+            print(f"{d:>4} {method:>6} {numpy_seconds:>10.2f} {seconds:>12.3f} {numpy_seconds / seconds:>8.1f}× {str(same):>12}")
+    etas, rhos = (np.ascontiguousarray(np.broadcast_arrays(eta, rho)[i].ravel()) for i in range(2))
+    print("   hand-fused ssam kernel (the limit; one thread per half of the grid, like the engine's two workers):")
+    import concurrent.futures
+    workers = st.engine._available_cores()
+    for d in dims:
+        lam = np.geomspace(1.0, 100.0, d)
+        block = max(8, (1 << 13) // d)
+        def run():
+            X = np.ones((d, etas.size))
+            parts = np.array_split(np.arange(etas.size), workers)
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda p: fused(lam, X[:, p[0]:p[-1] + 1].copy(), etas[p[0]:p[-1] + 1],
+                                               rhos[p[0]:p[-1] + 1], steps, block), parts))
+        fused(lam, np.ones((d, 4)), etas[:4], rhos[:4], 2, block)  # compile outside the timing
+        seconds, _ = time_call(run, 3)
+        ratio = seconds / compiled_ssam[d]
+        print(f"   d = {d:>3}: fused {seconds:.3f} s, compiled ssam {compiled_ssam[d]:.3f} s: compiled = {ratio:.2f}× "
+              f"the limit's throughput (target >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'})")
+
+
+def bench_compiled_renormalization(size, steps, dims, repeats=3):
+    from samtheory import _compiled
+    if _compiled.available():
+        print(f"\n6. skipped: {_compiled.available()}")
+        return
+    rho_max = 0.2
+    print(f"\n6. Renormalization cost on the compiled path, nothing diverging, one worker, best of {repeats} "
+          "(target <= 1.10)")
+    for d in dims:
+        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+        lam = problem.beta
+        eta = np.geomspace(1e-3 / lam, 0.9 * 2 / (lam * (1 + rho_max * lam)), size)[:, None]
+        grid_rho = np.linspace(0.0, rho_max, size)[None, :]
+        best = dict.fromkeys(("sam", "ssam", "usam", "susam"), np.inf)
+        for _ in range(repeats):
+            for method in best:
+                seconds, result = time_call(lambda: st.simulate(problem, method, eta, grid_rho, steps=steps,
+                                                                x0=np.ones(d), workers=1, backend="compiled"))
+                assert not result.diverged.any()
+                best[method] = min(best[method], seconds)
+        a, b = best["ssam"] / best["sam"], best["susam"] / best["usam"]
+        print(f"   quadratic d = {d:<4} ({size}×{size} × {steps} steps): ssam/sam = {a:.3f}, susam/usam = {b:.3f} "
+              f"(sam {best['sam']:.2f} s, ssam {best['ssam']:.2f} s, usam {best['usam']:.2f} s, susam {best['susam']:.2f} s)")
+
+
+_MEMORY_SCRIPT = """
+import resource, sys, numpy as np, samtheory as st
+size, steps, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+st.simulate(problem, "ssam", 0.01, 0.1, steps=2, backend="compiled")  # kernels and imports: the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+eta = np.geomspace(1e-3, 3e-2, size)[:, None]
+rho = np.linspace(0.0, 0.2, size)[None, :]
+result = st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d), backend="compiled")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base * 1024, peak * 1024, result.x.nbytes)
+"""
+
+
+def bench_memory(size, steps, dim):
+    import subprocess
+    import sys
+    print(f"\n7. Peak memory of a {size}×{size} grid × {steps} steps, d = {dim}, ssam, compiled, no history (fresh process)")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(size), str(steps), str(dim)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    base, peak, state = (int(v) for v in out)
+    ratio = (peak - base) / state
+    print(f"   {time.perf_counter() - start:.1f} s; state (final iterates) {state / 2**20:.0f} MiB; peak RSS above "
+          f"the process's baseline {(peak - base) / 2**20:.0f} MiB = {ratio:.2f}× the state "
+          f"(target <= 2: {'met' if ratio <= 2 else 'MISSED'})")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=128)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=48, help="configurations timed in the per-configuration loop")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run")
+    parser.add_argument("--memory-grid", type=int, default=512)
     args = parser.parse_args()
     if args.quick:
-        args.grid, args.steps, args.sample = 16, 100, 8
+        args.grid, args.steps, args.sample, args.memory_grid = 16, 100, 8, 32
+    only = {int(part) for part in args.only.split(",")}
     try:  # the dense path's BLAS on one core, like the rest of NumPy (JAX keeps its default threads)
         import threadpoolctl
 
@@ -177,10 +322,17 @@ def main():
         pass
     print(f"samtheory {st.__version__}, numpy {np.__version__}; simulate uses its default workers = "
           f"{st.engine._available_cores()} (threads over chunks); the per-configuration loop runs on one core")
-    bench_sweeps(args.grid, args.steps, args.sample, (10, 100))
-    bench_renormalization_cost(args.grid, args.steps, (10, 100))
-    bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2))
-    bench_jax(args.grid, args.steps, (10, 100))
+    sections = {
+        1: lambda: bench_sweeps(args.grid, args.steps, args.sample, (10, 100)),
+        2: lambda: bench_renormalization_cost(args.grid, args.steps, (10, 100)),
+        3: lambda: bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2)),
+        4: lambda: bench_jax(args.grid, args.steps, (10, 100)),
+        5: lambda: bench_compiled(args.grid, args.steps, (10, 100)),
+        6: lambda: bench_compiled_renormalization(args.grid, args.steps, (10, 100)),
+        7: lambda: bench_memory(args.memory_grid, args.steps, 100),
+    }
+    for key in sorted(only):
+        sections[key]()
 
 
 if __name__ == "__main__":
