@@ -177,9 +177,10 @@ def _fused_ssam():
         y = np.empty((d, block))
         gn = np.empty(block)
         gyn = np.empty(block)
+        x = np.empty((d, block))
         for first in range(0, n, block):
             nb = min(block, n - first)
-            x = X[:, first:first + nb]
+            x[:, :nb] = X[:, first:first + nb]  # the block in a contiguous buffer, batch axis innermost
             for _ in range(steps):
                 gn[:nb] = 0.0
                 for i in range(d):
@@ -200,6 +201,7 @@ def _fused_ssam():
                 for i in range(d):
                     for b in range(nb):
                         x[i, b] -= y[i, b] * gyn[b]
+            X[:, first:first + nb] = x[:, :nb]
         return X
 
     return fused

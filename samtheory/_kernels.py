@@ -154,6 +154,7 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
     work = np.empty((work_rows, block))
     squares, gn, wn, an, agn, gamma = (np.empty(block), np.empty(block), np.empty(block), np.empty(block),
                                        np.empty(block), np.empty(block))
+    scale_row = np.empty(block)
     ids = np.empty(block, dtype=np.int64)
     e, r, beta, w, wd, thr, conv = (np.empty(block), np.empty(block), np.empty(block), np.empty(block),
                                     np.empty(block), np.empty(block), np.empty(block))
@@ -205,17 +206,18 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
                     for b in range(nb):
                         an[b] = gn[b]
                 if normalize:
-                    for b in range(nb):
-                        if an[b] >= _TINY_NORM:
-                            scale = r[b] / an[b]
-                            for i in range(d):
-                                Y[i, b] = asc[i, b] * scale + x[i, b]
-                        elif an[b] > 0:  # so small that ρ/‖g‖ would overflow: normalize first
-                            for i in range(d):
-                                Y[i, b] = r[b] * (asc[i, b] / an[b]) + x[i, b]
-                        else:  # ε = 0 (a zero, or NaN, norm)
-                            for i in range(d):
-                                Y[i, b] = asc[i, b] * 0.0 + x[i, b]
+                    tiny = False
+                    for b in range(nb):  # ε = 0 for a zero (or NaN) norm
+                        scale_row[b] = r[b] / an[b] if an[b] >= _TINY_NORM else 0.0
+                        tiny = tiny or (an[b] > 0 and an[b] < _TINY_NORM)
+                    for i in range(d):
+                        for b in range(nb):
+                            Y[i, b] = asc[i, b] * scale_row[b] + x[i, b]
+                    if tiny:  # norms so small that ρ/‖g‖ would overflow: normalize first
+                        for b in range(nb):
+                            if an[b] > 0 and an[b] < _TINY_NORM:
+                                for i in range(d):
+                                    Y[i, b] = r[b] * (asc[i, b] / an[b]) + x[i, b]
                 else:
                     for i in range(d):
                         for b in range(nb):
@@ -242,9 +244,10 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
                         for b in range(nb):
                             gamma[b] = min(gamma[b], 1.0)
                     for b in range(nb):
-                        step = (e[b] * factor) * gamma[b]
-                        for i in range(d):
-                            new[i, b] = x[i, b] - GY[i, b] * step
+                        scale_row[b] = (e[b] * factor) * gamma[b]
+                    for i in range(d):
+                        for b in range(nb):
+                            new[i, b] = x[i, b] - GY[i, b] * scale_row[b]
                 else:
                     for b in range(nb):
                         gamma[b] = 1.0
