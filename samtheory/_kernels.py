@@ -23,10 +23,16 @@ def norms(G, nb, squares, norm):
     """‖G[:, b]‖ for b < nb from the sums of squares, with the NumPy path's rescaling outside
     [1e-270, 1e270] (methods._row_norm)."""
     d = G.shape[0]
+    extreme = False
+    for b in range(nb):  # branch-free, so that it vectorizes; the rare rows outside the range are redone below
+        s = squares[b]
+        norm[b] = np.sqrt(s)
+        extreme |= not (s > 1e-270 and s < 1e270)
+    if not extreme:
+        return
     for b in range(nb):
         s = squares[b]
         if s > 1e-270 and s < 1e270:
-            norm[b] = np.sqrt(s)
             continue
         scale = 0.0
         for i in range(d):
@@ -267,7 +273,10 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
                         extra = extra + beta[b] * velocity if nesterov else carried + extra
                         new[i, b] = new[i, b] - extra - (eta_t * wd[b]) * position
             removed = 0
-            for b in range(nb):
+            event = record and t == t0
+            for b in range(nb):  # a vectorizable scan: does any row diverge or meet the tolerance at this step?
+                event |= (not gn[b] <= thr[b]) or gn[b] <= conv[b]
+            for b in range(nb if event else 0):
                 row = ids[b]
                 if record and t == t0:
                     record_norm[row], record_ascent[row], record_gamma[row] = gn[b], agn[b], gamma[b]
