@@ -1,6 +1,6 @@
 """Engine benchmark: prints ratios measured in one run on one machine (no timed tests anywhere).
 
-1. The vectorized sweep of a G × G (η, ρ) grid × T steps on quadratics of d = 10 and d = 100, every method,
+1.–4. run the NumPy path (``backend="numpy"``). 1. The vectorized sweep of a G × G (η, ρ) grid × T steps on quadratics of d = 10 and d = 100, every method,
    against a per-configuration Python loop (one NumPy vector per configuration; a sample of configurations is
    timed and the time scaled to the grid).
 2. ssam/susam against sam/usam, per simulated configuration-step (the paper's "almost no extra cost").
@@ -83,7 +83,8 @@ def bench_sweeps(size, steps, sample, dims):
         threshold = 1e6 * max(np.linalg.norm(problem.grad(x0)), 1.0)
         picks = rng.choice(size * size, size=sample, replace=False)
         for method in METHODS:
-            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0))
+            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                            backend="numpy"))
             rate = configuration_steps(result) / seconds
             etas, rhos = np.broadcast_arrays(eta, rho)
             loop_seconds, _ = time_call(lambda: [loop_one_configuration(
@@ -92,16 +93,18 @@ def bench_sweeps(size, steps, sample, dims):
             print(f"{d:>4} {method:>6} {seconds:>10.2f} {rate:>12.3g} {loop_estimate:>13.1f} {loop_estimate / seconds:>8.0f}×")
 
 
-def bench_renormalization_cost(size, steps, dims, repeats=3):
+def bench_renormalization_cost(size, steps, dims, repeats=3, backend="numpy", logistic=True, title="2.", target=1.15):
     """Same configurations, none diverging (η below USAM's limit at the largest ρ), so every method
     simulates exactly size² × steps configuration-steps; runs interleaved, best of ``repeats``. On a quadratic
     the gradient is one elementwise product, so the extra norm of g(y) weighs as much as it ever can; logistic
     regression (n = 200, two matrix products per gradient) is closer to real training."""
     rho_max = 0.2
     cases = [(f"quadratic d = {d}", st.Quadratic(np.geomspace(1.0, 100.0, d)), size, steps) for d in dims]
-    logistic = st.datasets.make_logistic_regression(200, 10, seed=0)
-    cases.append(("logistic n = 200, d = 10", logistic, size // 4, steps // 4))
-    print(f"\n2. Renormalization cost, no divergent configuration, one worker, best of {repeats} (target ≤ 1.15)")
+    if logistic:
+        data = st.datasets.make_logistic_regression(200, 10, seed=0)
+        cases.append(("logistic n = 200, d = 10", data, size // 4, steps // 4))
+    print(f"\n{title} Renormalization cost, {backend} path, no divergent configuration, one worker, best of {repeats} "
+          f"(target ≤ {target:.2f})")
     for label, problem, n, t in cases:
         lam = problem.beta
         eta = np.geomspace(1e-3 / lam, 0.9 * 2 / (lam * (1 + rho_max * lam)), n)[:, None]
@@ -110,7 +113,7 @@ def bench_renormalization_cost(size, steps, dims, repeats=3):
         for _ in range(repeats):
             for method in best:
                 seconds, result = time_call(lambda: st.simulate(problem, method, eta, grid_rho, steps=t,
-                                                                x0=np.ones(problem.dim), workers=1))
+                                                                x0=np.ones(problem.dim), workers=1, backend=backend))
                 assert not result.diverged.any()
                 best[method] = min(best[method], seconds)
         print(f"   {label:<26} ({n}×{n} × {t} steps): ssam/sam = {best['ssam'] / best['sam']:.3f}, "
@@ -123,8 +126,10 @@ def bench_eigenbasis(dim, steps, size):
     problem = st.Quadratic(np.geomspace(1.0, 100.0, dim), rotation=0)
     eta, rho = grid(size)
     x0 = problem.initial_point(0)
-    dense_seconds, dense = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="dense"))
-    eigen_seconds, eigen = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="eigen"), 3)
+    dense_seconds, dense = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="dense",
+                                                         backend="numpy"))
+    eigen_seconds, eigen = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="eigen",
+                                                         backend="numpy"), 3)
     same = np.array_equal(dense.status, eigen.status)
     print(f"   dense {dense_seconds:.2f} s, eigenbasis {eigen_seconds:.3f} s: {dense_seconds / eigen_seconds:.0f}× faster "
           f"(same statuses: {same})")
@@ -161,9 +166,11 @@ def bench_jax(size, steps, dims):
         sweep(*arguments).block_until_ready()  # compile outside the timing
         jax_seconds, _ = time_call(lambda: sweep(*arguments).block_until_ready(), 3)
         problem = st.Quadratic(lam_np)
-        ours, _ = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d)), 3)
-        print(f"   d = {d:>3}: JAX {jax_seconds:.2f} s, samtheory {ours:.2f} s: samtheory's throughput = "
-              f"{jax_seconds / ours:.2f} × JAX's")
+        for backend in ("numpy", "compiled"):
+            ours, _ = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d),
+                                                    backend=backend), 3)
+            print(f"   d = {d:>3}: JAX {jax_seconds:.2f} s, samtheory ({backend}) {ours:.2f} s: samtheory's throughput = "
+                  f"{jax_seconds / ours:.2f} × JAX's")
 
 
 def _fused_ssam():
@@ -253,31 +260,6 @@ def bench_compiled(size, steps, dims):
               f"the limit's throughput (target >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'})")
 
 
-def bench_compiled_renormalization(size, steps, dims, repeats=7):
-    from samtheory import _compiled
-    if _compiled.available():
-        print(f"\n6. skipped: {_compiled.available()}")
-        return
-    rho_max = 0.2
-    print(f"\n6. Renormalization cost on the compiled path, nothing diverging, one worker, best of {repeats} "
-          "(target <= 1.10)")
-    for d in dims:
-        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
-        lam = problem.beta
-        eta = np.geomspace(1e-3 / lam, 0.9 * 2 / (lam * (1 + rho_max * lam)), size)[:, None]
-        grid_rho = np.linspace(0.0, rho_max, size)[None, :]
-        best = dict.fromkeys(("sam", "ssam", "usam", "susam"), np.inf)
-        for _ in range(repeats):
-            for method in best:
-                seconds, result = time_call(lambda: st.simulate(problem, method, eta, grid_rho, steps=steps,
-                                                                x0=np.ones(d), workers=1, backend="compiled"))
-                assert not result.diverged.any()
-                best[method] = min(best[method], seconds)
-        a, b = best["ssam"] / best["sam"], best["susam"] / best["usam"]
-        print(f"   quadratic d = {d:<4} ({size}×{size} × {steps} steps): ssam/sam = {a:.3f}, susam/usam = {b:.3f} "
-              f"(sam {best['sam']:.2f} s, ssam {best['ssam']:.2f} s, usam {best['usam']:.2f} s, susam {best['susam']:.2f} s)")
-
-
 _MEMORY_SCRIPT = """
 import resource, sys, numpy as np, samtheory as st
 size, steps, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
@@ -332,7 +314,7 @@ def main():
         3: lambda: bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2)),
         4: lambda: bench_jax(args.grid, args.steps, (10, 100)),
         5: lambda: bench_compiled(args.grid, args.steps, (10, 100)),
-        6: lambda: bench_compiled_renormalization(args.grid, args.steps, (10, 100)),
+        6: lambda: bench_renormalization_cost(args.grid, args.steps, (10, 100), 7, "compiled", False, "6.", 1.10),
         7: lambda: bench_memory(args.memory_grid, args.steps, 100),
     }
     for key in sorted(only):

@@ -126,6 +126,23 @@ def gradient(kind, M, vec, center, centered, l2, S, Xin, G, work, nb, squares):
             squares[b] += g * g
 
 @jit
+def weigh(P, V, out, squares, nb, adaptive_eta, twice, A):
+    """ASAM's weighting T = |P| + η_ASAM: out = T V and the sums of squares of its columns; with ``twice`` also
+    A = T (T V) (the ascent direction)."""
+    d = P.shape[0]
+    for b in range(nb):
+        squares[b] = 0.0
+    for i in range(d):
+        for b in range(nb):
+            scaling = abs(P[i, b]) + adaptive_eta if adaptive_eta else abs(P[i, b])
+            weighted = scaling * V[i, b]
+            out[i, b] = weighted
+            squares[b] += weighted * weighted
+            if twice:
+                A[i, b] = scaling * weighted
+
+
+@jit
 def compact(keep, nb, arrays, columns, ids):
     """Move the kept columns (rows of the batch) of every array to the front, in order."""
     j = 0
@@ -193,16 +210,8 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
                     for b in range(nb):
                         new[i, b] = x[i, b] - G[i, b] * (e[b] * factor)
             else:
-                if adaptive:
-                    for b in range(nb):
-                        squares[b] = 0.0
-                    for i in range(d):
-                        for b in range(nb):
-                            scaling = abs(x[i, b]) + adaptive_eta if adaptive_eta else abs(x[i, b])
-                            weighted = scaling * G[i, b]
-                            Y[i, b] = weighted
-                            squares[b] += weighted * weighted
-                            A[i, b] = scaling * weighted
+                if adaptive:  # T g(x) in Y (for its norm), the ascent T² g(x) in A
+                    weigh(x, G, Y, squares, nb, adaptive_eta, True, A)
                     norms(Y, nb, squares, wn)
                     asc = A
                     for b in range(nb):
@@ -231,15 +240,8 @@ def kernel(kind, M, vec, center, centered, l2, batches, full, ascent, normalize,
                 gradient(kind, M, vec, center, centered, l2, S, Y, GY, work, nb, squares)
                 norms(GY, nb, squares, agn)
                 if renormalize:
-                    if adaptive:
-                        for b in range(nb):
-                            squares[b] = 0.0
-                        for i in range(d):
-                            for b in range(nb):
-                                scaling = abs(Y[i, b]) + adaptive_eta if adaptive_eta else abs(Y[i, b])
-                                v = scaling * GY[i, b]
-                                G[i, b] = v  # g(x) is no longer needed
-                                squares[b] += v * v
+                    if adaptive:  # T(y) g(y) in G (g(x) is no longer needed)
+                        weigh(Y, GY, G, squares, nb, adaptive_eta, False, A)
                         norms(G, nb, squares, an)
                         for b in range(nb):
                             gamma[b] = wn[b] / an[b] if an[b] > 0 else 1.0
