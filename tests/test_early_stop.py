@@ -113,3 +113,32 @@ def test_early_stop_measured_on_nonlinear_rules():
         assert np.all(stopped.status[moved] == CONVERGED) and np.all(full.converged_at[moved] >= 0)
     assert changed["sam"] == 0
     print("status changes under early stop:", changed)
+
+
+@pytest.mark.parametrize("method", ["gd", "usam", "ssam"])
+def test_regime_measurements_are_unchanged_by_the_fast_path(method, monkeypatch):
+    """critical_learning_rate (both edges) and regime_map give the same thresholds and statuses with the fast
+    path (compiled kernels, early stop where _early_stop_keeps_status allows it) as without it; early stop is
+    used for gd and usam only."""
+    from samtheory.stability import _measured
+
+    problem = st.Quadratic(np.geomspace(1.0, 20.0, 6), rotation=2)
+    rho = np.array([0.0, 0.05, 0.5])
+    rules = st.stability.ClassificationRules(steps=400, n_points=2)
+    runner = _measured._Runner(problem, method, rules, None, False, False)
+    assert runner.early_stop == (method in ("gd", "usam"))
+
+    def measure():
+        edges = [st.stability.critical_learning_rate(problem, method, rho, edge=edge, rtol=1e-2, rules=rules)
+                 for edge in ("nondivergent", "converged")]
+        grid = st.stability.regime_map(problem, method, np.geomspace(0.01, 0.2, 7), rho, rules=rules)
+        return edges, grid
+
+    fast_edges, fast_map = measure()
+    monkeypatch.setattr(_measured, "FAST_PATH", False)
+    slow_edges, slow_map = measure()
+    for fast, slow in zip(fast_edges, slow_edges):
+        np.testing.assert_array_equal(fast.lower, slow.lower)  # bit for bit: the same bisection decisions
+        np.testing.assert_array_equal(fast.upper, slow.upper)
+    assert np.array_equal(fast_map.point_status, slow_map.point_status)
+    assert fast_map.simulation.options["backend"] == "compiled" and slow_map.simulation.options["backend"] == "numpy"
