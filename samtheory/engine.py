@@ -542,26 +542,20 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
             ratio = 1.0 if (factors is None or t == 0) else factors[t] / factors[t - 1]
             new_x = base.update(x, step.x, eta_t, ratio)
         bad = ~(step.grad_norm <= threshold)
-        met = None
+        done = bad  # rows leaving the working batch: diverged, or stopped at x_t (early_stop)
         if tol is not None:
             met = (step.grad_norm <= tol * grad_norm0_alive) & ~bad
             if met.any():
-                first = met & (out.converged_at[alive] < 0)
-                out.converged_at[alive[first]] = t
+                out.converged_at[alive[met & (out.converged_at[alive] < 0)]] = t
                 if early_stop:
                     out.x[alive[met]] = x[met]
-                    bad = bad | met
-                else:
-                    met = None
-            else:
-                met = None
-        if bad.any():
-            guarded.check_nan_norms(step, x, gradient, bad, t)
-            diverged = bad if met is None else bad & ~met
-            _freeze(out, alive[diverged], x[diverged], previous[diverged], t)
-            keep = ~bad
-            if tol is not None:
-                grad_norm0_alive = grad_norm0_alive[keep]
+                    done = bad | met
+        if done.any():
+            if bad.any():
+                guarded.check_nan_norms(step, x, gradient, bad, t)
+                _freeze(out, alive[bad], x[bad], previous[bad], t)
+            keep = ~done
+            grad_norm0_alive = grad_norm0_alive[keep]
             alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
             if base is not None:
                 base = base.take(keep)
