@@ -195,3 +195,21 @@ def test_compiled_overflow_is_divergence_without_warnings():
         assert np.array_equal(a.status, b.status) and np.array_equal(a.diverged_at, b.diverged_at)
         assert np.all(np.isfinite(b.x))
         np.testing.assert_allclose(b.x, a.x, rtol=RTOL, atol=0)
+
+
+def test_without_numba_auto_falls_back_to_numpy_and_compiled_says_why(monkeypatch):
+    from samtheory import _compiled
+
+    monkeypatch.setattr(_compiled, "available", lambda: "Numba is not installed (simulated); pip install numba")
+    problem = st.Quadratic([1.0, 10.0])
+    reference = st.simulate(problem, "ssam", 0.05, 0.1, steps=20, backend="numpy")
+    fallback = st.simulate(problem, "ssam", 0.05, 0.1, steps=20)
+    assert fallback.options["backend"] == "numpy" and np.array_equal(fallback.x, reference.x)
+    with pytest.raises(ValueError, match="backend='compiled' does not apply: Numba is not installed"):
+        st.simulate(problem, "ssam", 0.05, 0.1, steps=20, backend="compiled")
+
+
+def test_records_carry_converged_at():
+    result = st.simulate(st.Quadratic([1.0, 2.0]), "gd", [0.1, 1.5], steps=300, x0=np.ones(2))
+    records = result.to_records()
+    assert records[0]["converged_at"] == int(result.converged_at[0]) >= 0 and records[1]["converged_at"] is None
