@@ -47,7 +47,7 @@ def available() -> str:
     return ""
 
 
-def _unsupported(spec, inner, adaptive, ascent_groups) -> str:
+def _unsupported(spec, inner, ascent_groups) -> str:
     """Why the compiled path does not apply ("" where it does)."""
     if not any(spec.rule is METHODS[name].rule for name in BUILTIN_METHODS):
         return f"method {spec.name!r} is not a built-in rule (user rules run on the NumPy path)"
@@ -59,7 +59,7 @@ def _unsupported(spec, inner, adaptive, ascent_groups) -> str:
     return available()
 
 
-def plan(backend: str, spec, inner, problem, *, adaptive: bool, ascent_groups: int):
+def plan(backend: str, spec, inner, *, ascent_groups: int):
     """The :class:`Plan` that runs ``spec`` on ``inner`` (the problem in the engine's coordinates) compiled, or
     None for the NumPy path: ``backend="numpy"``, or ``"auto"`` where the compiled path does not apply;
     ``"compiled"`` where it does not apply raises ``ValueError`` saying why.
@@ -72,10 +72,6 @@ def plan(backend: str, spec, inner, problem, *, adaptive: bool, ascent_groups: i
         The method.
     inner : Problem
         The problem as simulated (a Quadratic's eigenbasis form where the engine uses it).
-    problem : Problem
-        The user's problem (for messages).
-    adaptive : bool
-        ASAM's ascent.
     ascent_groups : int
         m-sharpness groups.
 
@@ -85,7 +81,7 @@ def plan(backend: str, spec, inner, problem, *, adaptive: bool, ascent_groups: i
     """
     if backend == "numpy":
         return None
-    reason = _unsupported(spec, inner, adaptive, ascent_groups)
+    reason = _unsupported(spec, inner, ascent_groups)
     if reason:
         if backend == "compiled":
             raise ValueError(f"backend='compiled' does not apply: {reason}")

@@ -240,7 +240,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     with np.errstate(all="ignore"):  # only whether a distance is known; x0 may be huge
         with_distance = inner.distance(start[:1]) is not None
     from . import _compiled
-    kernel = _compiled.plan(backend, spec, inner, problem, adaptive=adaptive, ascent_groups=ascent_groups)
+    kernel = _compiled.plan(backend, spec, inner, ascent_groups=ascent_groups)
     out = _Outputs(n_rows, d, steps, record_every, with_distance=with_distance, with_iterates=record_iterates)
     if chunk_size is None:  # about _CHUNK_ELEMENTS numbers per array, and work for every worker
         chunk_size = max(64, _CHUNK_ELEMENTS // d)
