@@ -1,18 +1,24 @@
 """Engine benchmark: prints ratios measured in one run on one machine (no timed tests anywhere).
 
-1. The vectorized sweep of a G × G (η, ρ) grid × T steps on quadratics of d = 10 and d = 100, every method,
+1.–4. run the NumPy path (``backend="numpy"``). 1. The vectorized sweep of a G × G (η, ρ) grid × T steps on quadratics of d = 10 and d = 100, every method,
    against a per-configuration Python loop (one NumPy vector per configuration; a sample of configurations is
    timed and the time scaled to the grid).
 2. ssam/susam against sam/usam, per simulated configuration-step (the paper's "almost no extra cost").
 3. The eigenbasis path against the dense path at d = 500.
 4. The same ssam sweep written the way a JAX user would (``jax.jit`` over ``lax.fori_loop``, float64, CPU):
    samtheory's throughput as a fraction of JAX's. JAX is needed only here (``pip install "jax[cpu]"``).
+5. The compiled path (``backend="compiled"``) against the NumPy path on the sweep of 1., every method, and against
+   a minimal hand-fused Numba kernel for ssam written here (one pass per step over a block of configurations,
+   batch axis innermost, no divergence handling, no history): the limit (target compiled >= 0.7x of it).
+6. Renormalization cost on the compiled path (ssam/sam, susam/usam; target <= 1.10).
+7. Peak resident memory of a 512 x 512 grid x 1000 steps at d = 100 without history (compiled, in a fresh
+   process) against the size of its state (the final iterates, 512² x 100 float64; target <= 2x).
 
-5. ``--dask`` (this section only): the ssam sweep on a 2-worker Dask ``LocalCluster`` (``simulate(...,
+8. ``--dask`` (this section only): the ssam sweep on a 2-worker Dask ``LocalCluster`` (``simulate(...,
    executor=client.get_executor())``) and a 2-process ``ProcessPoolExecutor`` against in-process threads, and the
    per-task overhead of each. Needs ``pip install "dask[distributed]"`` (the ``cluster`` extra).
 
-Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick] [--dask]``
+Usage: ``python benchmarks/bench_engine.py [--grid 128] [--steps 1000] [--quick] [--only 5,6,7] [--dask]``
 """
 
 from __future__ import annotations
@@ -81,7 +87,8 @@ def bench_sweeps(size, steps, sample, dims):
         threshold = 1e6 * max(np.linalg.norm(problem.grad(x0)), 1.0)
         picks = rng.choice(size * size, size=sample, replace=False)
         for method in METHODS:
-            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0))
+            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                            backend="numpy"))
             rate = configuration_steps(result) / seconds
             etas, rhos = np.broadcast_arrays(eta, rho)
             loop_seconds, _ = time_call(lambda: [loop_one_configuration(
@@ -90,16 +97,18 @@ def bench_sweeps(size, steps, sample, dims):
             print(f"{d:>4} {method:>6} {seconds:>10.2f} {rate:>12.3g} {loop_estimate:>13.1f} {loop_estimate / seconds:>8.0f}×")
 
 
-def bench_renormalization_cost(size, steps, dims, repeats=3):
+def bench_renormalization_cost(size, steps, dims, repeats=3, backend="numpy", logistic=True, title="2.", target=1.15):
     """Same configurations, none diverging (η below USAM's limit at the largest ρ), so every method
     simulates exactly size² × steps configuration-steps; runs interleaved, best of ``repeats``. On a quadratic
     the gradient is one elementwise product, so the extra norm of g(y) weighs as much as it ever can; logistic
     regression (n = 200, two matrix products per gradient) is closer to real training."""
     rho_max = 0.2
     cases = [(f"quadratic d = {d}", st.Quadratic(np.geomspace(1.0, 100.0, d)), size, steps) for d in dims]
-    logistic = st.datasets.make_logistic_regression(200, 10, seed=0)
-    cases.append(("logistic n = 200, d = 10", logistic, size // 4, steps // 4))
-    print(f"\n2. Renormalization cost, no divergent configuration, one worker, best of {repeats} (target ≤ 1.15)")
+    if logistic:
+        data = st.datasets.make_logistic_regression(200, 10, seed=0)
+        cases.append(("logistic n = 200, d = 10", data, size // 4, steps // 4))
+    print(f"\n{title} Renormalization cost, {backend} path, no divergent configuration, one worker, best of {repeats} "
+          f"(target ≤ {target:.2f})")
     for label, problem, n, t in cases:
         lam = problem.beta
         eta = np.geomspace(1e-3 / lam, 0.9 * 2 / (lam * (1 + rho_max * lam)), n)[:, None]
@@ -108,7 +117,7 @@ def bench_renormalization_cost(size, steps, dims, repeats=3):
         for _ in range(repeats):
             for method in best:
                 seconds, result = time_call(lambda: st.simulate(problem, method, eta, grid_rho, steps=t,
-                                                                x0=np.ones(problem.dim), workers=1))
+                                                                x0=np.ones(problem.dim), workers=1, backend=backend))
                 assert not result.diverged.any()
                 best[method] = min(best[method], seconds)
         print(f"   {label:<26} ({n}×{n} × {t} steps): ssam/sam = {best['ssam'] / best['sam']:.3f}, "
@@ -121,8 +130,10 @@ def bench_eigenbasis(dim, steps, size):
     problem = st.Quadratic(np.geomspace(1.0, 100.0, dim), rotation=0)
     eta, rho = grid(size)
     x0 = problem.initial_point(0)
-    dense_seconds, dense = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="dense"))
-    eigen_seconds, eigen = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="eigen"), 3)
+    dense_seconds, dense = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="dense",
+                                                         backend="numpy"))
+    eigen_seconds, eigen = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=x0, basis="eigen",
+                                                         backend="numpy"), 3)
     same = np.array_equal(dense.status, eigen.status)
     print(f"   dense {dense_seconds:.2f} s, eigenbasis {eigen_seconds:.3f} s: {dense_seconds / eigen_seconds:.0f}× faster "
           f"(same statuses: {same})")
@@ -159,9 +170,126 @@ def bench_jax(size, steps, dims):
         sweep(*arguments).block_until_ready()  # compile outside the timing
         jax_seconds, _ = time_call(lambda: sweep(*arguments).block_until_ready(), 3)
         problem = st.Quadratic(lam_np)
-        ours, _ = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d)), 3)
-        print(f"   d = {d:>3}: JAX {jax_seconds:.2f} s, samtheory {ours:.2f} s: samtheory's throughput = "
-              f"{jax_seconds / ours:.2f} × JAX's")
+        for backend in ("numpy", "compiled"):
+            ours, _ = time_call(lambda: st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d),
+                                                    backend=backend), 3)
+            print(f"   d = {d:>3}: JAX {jax_seconds:.2f} s, samtheory ({backend}) {ours:.2f} s: samtheory's throughput = "
+                  f"{jax_seconds / ours:.2f} × JAX's")
+
+
+def _fused_ssam():
+    """The limit: ssam on a diagonal quadratic, hand-fused in Numba (no divergence handling, no history)."""
+    import numba
+
+    @numba.njit(nogil=True, cache=False)
+    def fused(lam, X, eta, rho, steps, block):
+        d, n = X.shape
+        g = np.empty((d, block))
+        y = np.empty((d, block))
+        gn = np.empty(block)
+        gyn = np.empty(block)
+        scale = np.empty(block)
+        x = np.empty((d, block))
+        for first in range(0, n, block):
+            nb = min(block, n - first)
+            x[:, :nb] = X[:, first:first + nb]  # the block in a contiguous buffer, batch axis innermost
+            for _ in range(steps):
+                gn[:nb] = 0.0
+                for i in range(d):
+                    for b in range(nb):
+                        v = lam[i] * x[i, b]
+                        g[i, b] = v
+                        gn[b] += v * v
+                for b in range(nb):
+                    gn[b] = np.sqrt(gn[b])
+                    scale[b] = rho[first + b] / gn[b]
+                    gyn[b] = 0.0
+                for i in range(d):
+                    for b in range(nb):
+                        v = lam[i] * (x[i, b] + g[i, b] * scale[b])
+                        y[i, b] = v
+                        gyn[b] += v * v
+                for b in range(nb):
+                    gyn[b] = eta[first + b] * gn[b] / np.sqrt(gyn[b])
+                for i in range(d):
+                    for b in range(nb):
+                        x[i, b] -= y[i, b] * gyn[b]
+            X[:, first:first + nb] = x[:, :nb]
+        return X
+
+    return fused
+
+
+def bench_compiled(size, steps, dims):
+    from samtheory import _compiled
+    if _compiled.available():
+        print(f"\n5. Compiled path skipped: {_compiled.available()}")
+        return
+    eta, rho = grid(size)
+    print(f"\n5. Compiled path against the NumPy path, {size}×{size} grid × {steps} steps (same sweep as 1.; "
+          "statuses compared), and against a hand-fused ssam kernel (the limit)")
+    print(f"{'d':>4} {'method':>6} {'numpy [s]':>10} {'compiled [s]':>12} {'speed-up':>9} {'same status':>12}")
+    st.simulate(st.Quadratic([1.0, 2.0]), "ssam", 0.1, 0.1, steps=2, backend="compiled")  # load the kernels
+    fused = _fused_ssam()
+    compiled_ssam = {}
+    for d in dims:
+        problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+        x0 = np.ones(d)
+        for method in METHODS:
+            numpy_seconds, reference = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                                     backend="numpy"))
+            seconds, result = time_call(lambda: st.simulate(problem, method, eta, rho, steps=steps, x0=x0,
+                                                            backend="compiled"), 3)
+            if method == "ssam":
+                compiled_ssam[d] = seconds
+            same = np.array_equal(result.status, reference.status)
+            print(f"{d:>4} {method:>6} {numpy_seconds:>10.2f} {seconds:>12.3f} {numpy_seconds / seconds:>8.1f}× {str(same):>12}")
+    etas, rhos = (np.ascontiguousarray(np.broadcast_arrays(eta, rho)[i].ravel()) for i in range(2))
+    print("   hand-fused ssam kernel (the limit; one thread per half of the grid, like the engine's two workers):")
+    import concurrent.futures
+    workers = st.engine._available_cores()
+    for d in dims:
+        lam = np.geomspace(1.0, 100.0, d)
+        block = max(8, (1 << 13) // d)
+        def run():
+            X = np.ones((d, etas.size))
+            parts = np.array_split(np.arange(etas.size), workers)
+            with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+                list(pool.map(lambda p: fused(lam, X[:, p[0]:p[-1] + 1].copy(), etas[p[0]:p[-1] + 1],
+                                               rhos[p[0]:p[-1] + 1], steps, block), parts))
+        fused(lam, np.ones((d, 4)), etas[:4], rhos[:4], 2, block)  # compile outside the timing
+        seconds, _ = time_call(run, 3)
+        ratio = seconds / compiled_ssam[d]
+        print(f"   d = {d:>3}: fused {seconds:.3f} s, compiled ssam {compiled_ssam[d]:.3f} s: compiled = {ratio:.2f}× "
+              f"the limit's throughput (target >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'})")
+
+
+_MEMORY_SCRIPT = """
+import resource, sys, numpy as np, samtheory as st
+size, steps, d = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+problem = st.Quadratic(np.geomspace(1.0, 100.0, d))
+st.simulate(problem, "ssam", 0.01, 0.1, steps=2, backend="compiled")  # kernels and imports: the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+eta = np.geomspace(1e-3, 3e-2, size)[:, None]
+rho = np.linspace(0.0, 0.2, size)[None, :]
+result = st.simulate(problem, "ssam", eta, rho, steps=steps, x0=np.ones(d), backend="compiled")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(base * 1024, peak * 1024, result.x.nbytes)
+"""
+
+
+def bench_memory(size, steps, dim):
+    import subprocess
+    import sys
+    print(f"\n7. Peak memory of a {size}×{size} grid × {steps} steps, d = {dim}, ssam, compiled, no history (fresh process)")
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, str(size), str(steps), str(dim)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    base, peak, state = (int(v) for v in out)
+    ratio = (peak - base) / state
+    print(f"   {time.perf_counter() - start:.1f} s; state (final iterates) {state / 2**20:.0f} MiB; peak RSS above "
+          f"the process's baseline {(peak - base) / 2**20:.0f} MiB = {ratio:.2f}× the state "
+          f"(target <= 2: {'met' if ratio <= 2 else 'MISSED'})")
 
 
 def main():
@@ -170,12 +298,15 @@ def main():
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--sample", type=int, default=48, help="configurations timed in the per-configuration loop")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the script runs")
-    parser.add_argument("--dask", action="store_true", help="only section 5: Dask LocalCluster and process pool")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run")
+    parser.add_argument("--memory-grid", type=int, default=512)
+    parser.add_argument("--dask", action="store_true", help="only section 8: Dask LocalCluster and process pool")
     args = parser.parse_args()
     if args.quick:
-        args.grid, args.steps, args.sample = 16, 100, 8
+        args.grid, args.steps, args.sample, args.memory_grid = 16, 100, 8, 32
     if args.dask:
         return bench_dask(args.grid, args.steps, (10, 100))
+    only = {int(part) for part in args.only.split(",")}
     try:  # the dense path's BLAS on one core, like the rest of NumPy (JAX keeps its default threads)
         import threadpoolctl
 
@@ -184,10 +315,17 @@ def main():
         pass
     print(f"samtheory {st.__version__}, numpy {np.__version__}; simulate uses its default workers = "
           f"{st.engine._available_cores()} (threads over chunks); the per-configuration loop runs on one core")
-    bench_sweeps(args.grid, args.steps, args.sample, (10, 100))
-    bench_renormalization_cost(args.grid, args.steps, (10, 100))
-    bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2))
-    bench_jax(args.grid, args.steps, (10, 100))
+    sections = {
+        1: lambda: bench_sweeps(args.grid, args.steps, args.sample, (10, 100)),
+        2: lambda: bench_renormalization_cost(args.grid, args.steps, (10, 100)),
+        3: lambda: bench_eigenbasis(500, max(args.steps // 5, 20), max(args.grid // 4, 2)),
+        4: lambda: bench_jax(args.grid, args.steps, (10, 100)),
+        5: lambda: bench_compiled(args.grid, args.steps, (10, 100)),
+        6: lambda: bench_renormalization_cost(args.grid, args.steps, (10, 100), 7, "compiled", False, "6.", 1.10),
+        7: lambda: bench_memory(args.memory_grid, args.steps, 100),
+    }
+    for key in sorted(only):
+        sections[key]()
 
 
 def bench_dask(size, steps, dims, tiny_tasks=200, repeats=3):

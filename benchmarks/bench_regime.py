@@ -2,7 +2,9 @@
 
 Run ``python benchmarks/bench_regime.py`` (target: under 60 s on a 2-core machine). Prints the
 configuration, the wall time, the number of simulated configuration-steps (one update of one (η, ρ, x0)
-configuration) and their rate, and a summary of the measured thresholds against the closed forms.
+configuration) and their rate, and a summary of the measured thresholds against the closed forms; then the same
+comparison with the fast path disabled (NumPy backend, no early stop: ``stability._measured.FAST_PATH = False``)
+and the ratio of the two times, measured in this run (target: >= 5x). ``--skip-slow`` runs only the fast path.
 """
 
 from __future__ import annotations
@@ -22,7 +24,23 @@ def main(argv=None) -> int:
     parser.add_argument("--dim", type=int, default=100)
     parser.add_argument("--n-rho", type=int, default=32)
     parser.add_argument("--rtol", type=float, default=1e-3)
+    parser.add_argument("--skip-slow", action="store_true", help="do not time the path without the fast path")
     args = parser.parse_args(argv)
+    fast = measure(args, fast_path=True)
+    if args.skip_slow:
+        return 0
+    slow = measure(args, fast_path=False)
+    same = all(a["empirical_eta"] == b["empirical_eta"] and a["empirical_converged_eta"] == b["empirical_converged_eta"]
+               for a, b in zip(fast[1], slow[1]))
+    print(f"\nfast path (compiled + early stop) vs NumPy without early stop: {fast[0]:.1f} s vs {slow[0]:.1f} s, "
+          f"speed-up {slow[0] / fast[0]:.1f}x (target >= 5x: {'met' if slow[0] >= 5 * fast[0] else 'MISSED'}); "
+          f"thresholds identical: {same}")
+    return 0
+
+
+def measure(args, fast_path):
+    """Time compare_regimes with the fast path on or off; print its summary; (seconds, rows)."""
+    print(f"\n== {'fast path: compiled kernels + early stop' if fast_path else 'NumPy path, no early stop'} ==")
 
     problem = st.Quadratic(np.geomspace(1.0, 100.0, args.dim), rotation=0)
     rhos = np.geomspace(1e-3, 1.0, args.n_rho)
@@ -37,12 +55,14 @@ def main(argv=None) -> int:
         return result
 
     _stability_measured._Runner.run = counting_run
+    _stability_measured.FAST_PATH = fast_path
     try:
         start = time.perf_counter()
         rows = compare_regimes(problem, "all", rhos, rtol=args.rtol, rules=rules)
         elapsed = time.perf_counter() - start
     finally:
         _stability_measured._Runner.run = original
+        _stability_measured.FAST_PATH = True
     config_steps = sum(counted)
     print(f"problem: Quadratic(d={args.dim}, eigenvalues geomspace(1, 100), random rotation); "
           f"{len(st.METHODS)} methods x {args.n_rho} rho in [1e-3, 1]; rtol = {args.rtol:g}")
@@ -59,7 +79,7 @@ def main(argv=None) -> int:
         print(f"  {method:6s} width vs GD: min {min(widths):.4f} max {max(widths):.4f}; "
               f"converged edge found for {sum(converged)}/{len(converged)} rho")
     print(f"target < 60 s: {'met' if elapsed < 60 else 'MISSED'} ({elapsed:.1f} s)")
-    return 0
+    return elapsed, rows
 
 
 if __name__ == "__main__":

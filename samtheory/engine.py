@@ -30,7 +30,7 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
              divergence_factor: float = 1e6, basis: str = "auto", chunk_size: int | None = None,
              workers: int | None = None, progress: bool = False, momentum=0.0, nesterov: bool = False,
              weight_decay=0.0, decoupled_weight_decay=0.0, schedule=None, minibatch: str = "shared",
-             executor=None) -> SimulationResult:
+             early_stop: bool = False, backend: str = "auto", executor=None) -> SimulationResult:
     r"""Run ``steps`` updates of ``method`` on ``problem`` for every configuration of a batch.
 
     ``eta``, ``rho`` and ``seed`` broadcast against each other; their broadcast shape is the batch shape S of
@@ -47,7 +47,13 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     Status (see :mod:`samtheory.result`): a configuration is *diverged* at the first step t where ‖g(x_t)‖ is
     not finite or exceeds ``divergence_factor · max(‖g(x_0)‖, 1)``; it is then frozen at x_t (removed from
     the working batch). Otherwise it is *converged* if ‖g(x_T)‖ ≤ ``tol · ‖g(x_0)‖`` (full gradient), else
-    *bounded*. With ``record_every = k > 0`` the result carries a :class:`~samtheory.result.History` at steps
+    *bounded*. ``converged_at`` is the first step t ∈ {0, …, T} at which ‖g(x_t)‖ ≤ ``tol · ‖g(x_0)‖``, with
+    ‖g(x_t)‖ the norm the step from x_t computes (the full gradient, except with ``batch_size``: the step's
+    minibatch gradient for t < T, the full one at T), −1 if never; it is recorded whether or not the run goes on
+    (a run may meet the tolerance and diverge or stay bounded later). With ``early_stop=True`` a configuration
+    stops at its ``converged_at`` step: its final x is x_t, its status *converged*, its ``loss`` and
+    ``grad_norm`` those at x_t (no work is spent on it after t). Without it, T steps are always taken. With
+    ``record_every = k > 0`` the result carries a :class:`~samtheory.result.History` at steps
     0, k, 2k, ..., T (with the iterates themselves if ``record_iterates``).
 
     ``basis``: ``"eigen"`` simulates a :class:`~samtheory.problems.Quadratic` in its eigenbasis (O(d) per
@@ -156,6 +162,14 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     minibatch : {"shared", "independent"}, optional
         With ``batch_size``: both gradients of a step on one minibatch (default) or the second gradient call on
         an independent minibatch (docs/theory.md O16).
+    early_stop : bool, optional
+        Stop each configuration at its ``converged_at`` step (default False). Needs the full gradient (not with
+        ``batch_size``, whose criterion is noisy) and no history (not with ``record_every > 0``).
+    backend : {"auto", "numpy", "compiled"}, optional
+        ``"numpy"``: the vectorized NumPy reference; ``"compiled"``: fused Numba kernels
+        (:mod:`samtheory._compiled`), for the built-in rules on Quadratic, LeastSquares and LogisticRegression
+        (``ValueError`` saying why where they do not apply); ``"auto"`` (default): compiled where it applies
+        and Numba is installed, NumPy otherwise. User rules always run on NumPy.
     executor : None or concurrent.futures.Executor, optional
         Runs the chunks as tasks (see above); None (default) uses ``workers`` threads of this process.
 
@@ -186,6 +200,12 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     progress = check.as_bool("progress", progress)
     if record_iterates and not record_every:
         raise ValueError("record_iterates=True needs record_every >= 1, got record_every=0")
+    early_stop = check.as_bool("early_stop", early_stop)
+    check.choice("backend", backend, ("auto", "numpy", "compiled"))
+    if early_stop and batch_size is not None:
+        raise ValueError(f"early_stop=True needs the full gradient (its criterion would be noisy), got batch_size={batch_size}")
+    if early_stop and record_every:
+        raise ValueError(f"early_stop=True records no history, got record_every={record_every}")
     momentum = check.as_float_array("momentum", momentum, nonnegative=True)
     if not np.all(momentum < 1):
         raise ValueError(f"momentum must be in [0, 1), got {check._show(momentum)}")
@@ -245,6 +265,9 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
     check.check_rule_signature("method", name, rule, options)
     with np.errstate(all="ignore"):  # only whether a distance is known; x0 may be huge
         with_distance = inner.distance(start[:1]) is not None
+    from . import _compiled
+    kernel = _compiled.plan(backend, spec, inner, ascent_groups=ascent_groups,
+                            independent=minibatch == "independent" and batch_size is not None)
     out = _Outputs(n_rows, d, steps, record_every, with_distance=with_distance, with_iterates=record_iterates)
     if chunk_size is None:  # about _CHUNK_ELEMENTS numbers per array, and work for every worker
         chunk_size = max(64, _CHUNK_ELEMENTS // d)
@@ -264,7 +287,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
 
     fixed = {"steps": steps, "batch_size": batch_size, "divergence_factor": divergence_factor, "options": options,
              "ascent_groups": ascent_groups, "factors": None if constant else factors,
-             "independent": minibatch == "independent", "noisy": noisy}
+             "independent": minibatch == "independent", "noisy": noisy,
+             "tol": tol, "early_stop": early_stop, "kernel": kernel}
 
     def inputs(rows):  # a chunk's own inputs
         return (rows, start[rows], eta.reshape(-1, 1)[rows], rho.reshape(-1, 1)[rows], int(seeds[rows[0]]),
@@ -280,12 +304,16 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
             for _ in _progress(finished, progress, len(chunks), name):
                 pass
     final_x = out.x if from_inner is None else from_inner(out.x)
-    status = np.where(out.diverged_at >= 0, DIVERGED, np.where(out.grad_norm <= tol * out.grad_norm0, CONVERGED, BOUNDED))
+    converged = out.grad_norm <= tol * out.grad_norm0
+    if early_stop:  # a stopped row met the tolerance at x_t, its final iterate
+        converged |= out.converged_at >= 0
+    status = np.where(out.diverged_at >= 0, DIVERGED, np.where(converged, CONVERGED, BOUNDED))
     return SimulationResult(
         method=name, problem=problem, steps=steps, eta=eta.copy(), rho=rho.copy(), seed=seed.copy(),
         x=final_x.reshape(shape + (d,)), loss=out.loss.reshape(shape), grad_norm=out.grad_norm.reshape(shape),
         distance=None if out.distance is None else out.distance.reshape(shape),
         status=status.reshape(shape), diverged_at=out.diverged_at.reshape(shape), tol=tol,
+        converged_at=out.converged_at.reshape(shape),
         history=out.history(shape, from_inner), options={**options, "batch_size": batch_size, "basis": basis,
                                              "divergence_factor": divergence_factor,
                                              "ascent_groups": ascent_groups,
@@ -293,7 +321,8 @@ def simulate(problem: Problem, method, eta, rho=0.0, *, steps: int, seed=0, x0=N
                                              "weight_decay": weight_decay.copy(),
                                              "decoupled_weight_decay": decoupled_weight_decay.copy(),
                                              "schedule": None if constant else factors,
-                                             "minibatch": minibatch},
+                                             "minibatch": minibatch, "early_stop": early_stop,
+                                             "backend": "numpy" if kernel is None else "compiled"},
     )
 
 
@@ -532,6 +561,7 @@ class _Outputs:
         self.grad_norm0 = np.empty(n_rows)
         self.distance = np.empty(n_rows) if with_distance else None
         self.diverged_at = np.full(n_rows, -1, dtype=np.int64)
+        self.converged_at = np.full(n_rows, -1, dtype=np.int64)
         self.record_every = record_every
         if record_every:
             self.record_steps = np.arange(0, steps + 1, record_every)
@@ -631,22 +661,24 @@ class _BaseOptimizer:
 
 
 def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, divergence_factor, options, out,
-               ascent_groups=1, base=None, factors=None, independent=False, noisy=False):
+               ascent_groups=1, base=None, factors=None, independent=False, noisy=False, tol=None, early_stop=False,
+               kernel=None):
+    """Simulate the chunk ``rows`` and write its rows of ``out``; ``kernel`` (a :class:`samtheory._compiled.Plan`)
+    runs it through the compiled path instead of the NumPy one."""
+    if kernel is not None:
+        return kernel.run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, divergence_factor,
+                                options, out, ascent_groups, base, factors, tol, early_stop)
     # Batch-contiguous (Fortran) layout: NumPy broadcasts per-row scalars and per-coordinate constants
     # several times faster over a contiguous batch axis than over a short last axis.
     x = np.asfortranarray(x)
     full_gradient = guarded.oracle(None)
-    grad_norm0 = _row_norm(full_gradient(x))
-    out.grad_norm0[rows] = grad_norm0
-    # Capped at the largest float, so that an infinite ‖g‖ always passes it; NaN (never passed: diverged at
-    # step 0) where ‖g(x_0)‖ itself is not finite.
-    threshold = np.minimum(divergence_factor * np.maximum(grad_norm0, 1.0), np.finfo(np.float64).max)
-    threshold[~np.isfinite(grad_norm0)] = np.nan
+    grad_norm0, threshold = _start(out, rows, full_gradient, x, divergence_factor)
     sampler = np.random.default_rng([seed, _MINIBATCH_STREAM]) if batch_size else None
     noise = np.random.default_rng([seed, _NOISE_STREAM]) if noisy else None
     second = None
     record_every = out.record_every
     alive, previous = rows, x
+    grad_norm0_alive = grad_norm0
     for t in range(steps):
         batch = None if sampler is None else sampler.choice(problem.n_samples, size=batch_size, replace=False)
         if independent and batch is not None:
@@ -665,10 +697,20 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
             ratio = 1.0 if (factors is None or t == 0) else factors[t] / factors[t - 1]
             new_x = base.update(x, step.x, eta_t, ratio)
         bad = ~(step.grad_norm <= threshold)
-        if bad.any():
-            guarded.check_nan_norms(step, x, gradient, bad, t)
-            _freeze(out, alive[bad], x[bad], previous[bad], t)
-            keep = ~bad
+        done = bad  # rows leaving the working batch: diverged, or stopped at x_t (early_stop)
+        if tol is not None:
+            met = (step.grad_norm <= tol * grad_norm0_alive) & ~bad
+            if met.any():
+                out.converged_at[alive[met & (out.converged_at[alive] < 0)]] = t
+                if early_stop:
+                    out.x[alive[met]] = x[met]
+                    done = bad | met
+        if done.any():
+            if bad.any():
+                guarded.check_nan_norms(step, x, gradient, bad, t)
+                _freeze(out, alive[bad], x[bad], previous[bad], t)
+            keep = ~done
+            grad_norm0_alive = grad_norm0_alive[keep]
             alive, threshold, eta, rho = alive[keep], threshold[keep], _take(eta, keep), _take(rho, keep)
             if base is not None:
                 base = base.take(keep)
@@ -677,6 +719,25 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
                 break
         else:
             previous, x = x, new_x
+    _finish_chunk(problem, full_gradient, out, rows, alive, x, previous, threshold, grad_norm0_alive, tol, steps)
+
+
+def _start(out, rows, full_gradient, x, divergence_factor):
+    """‖g(x_0)‖ of a chunk's rows (written to ``out``) and their divergence thresholds."""
+    grad_norm0 = _row_norm(full_gradient(x))
+    out.grad_norm0[rows] = grad_norm0
+    # Capped at the largest float, so that an infinite ‖g‖ always passes it; NaN (never passed: diverged at
+    # step 0) where ‖g(x_0)‖ itself is not finite.
+    threshold = np.minimum(divergence_factor * np.maximum(grad_norm0, 1.0), np.finfo(np.float64).max)
+    threshold[~np.isfinite(grad_norm0)] = np.nan
+    return grad_norm0, threshold
+
+
+def _finish_chunk(problem, full_gradient, out, rows, alive, x, previous, threshold, grad_norm0, tol, steps):
+    """After the last step: the rows ``alive`` at x_T (batch-contiguous ``x``, ``previous`` = x_{T−1}, their
+    ``threshold`` and ‖g(x_0)‖) are checked, recorded and frozen where needed; then the final values of every row
+    of the chunk are written to ``out``."""
+    record_every = out.record_every
     out.x[alive] = x
     grad_norm = _row_norm(full_gradient(x))
     if record_every and steps % record_every == 0:
@@ -684,6 +745,8 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
     late = ~(grad_norm <= threshold)
     if late.any():
         _freeze(out, alive[late], x[late], previous[late], steps)
+    if tol is not None:
+        _converged_at_end(out, alive, grad_norm <= tol * grad_norm0, late, steps)
     # Final values of every row of the chunk, frozen ones included, in the batch-contiguous layout of the steps
     # (a row's norm then rounds the same way in a chunk of one row as in a larger one).
     finals = np.asfortranarray(out.x[rows])
@@ -695,6 +758,12 @@ def _run_chunk(problem, guarded, rows, x, eta, rho, seed, steps, batch_size, div
     # A finite gradient under the threshold but a loss past float64's range (e.g. from a huge x0): diverged at T.
     overflowed = ~np.isfinite(loss) & (out.diverged_at[rows] < 0)
     out.diverged_at[rows[overflowed]] = steps
+
+
+def _converged_at_end(out, alive, met, late, steps):
+    """``converged_at = T`` for the rows ``alive`` at the end that meet the tolerance at x_T and have none yet."""
+    first = met & ~late & (out.converged_at[alive] < 0)
+    out.converged_at[alive[first]] = steps
 
 
 def _not_nan(values):

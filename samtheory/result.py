@@ -166,6 +166,9 @@ class SimulationResult:
         The step at which divergence was detected; -1 where the configuration did not diverge.
     tol : float
         The convergence tolerance used.
+    converged_at : ndarray of int
+        The first step t ∈ {0, …, T} at which ‖g(x_t)‖ ≤ ``tol · ‖g(x_0)‖`` (the norm the step computes), -1
+        where never; recorded whether or not the run stopped there (``simulate(..., early_stop=True)``).
     history : History or None
         The recorded diagnostics, None unless ``record_every > 0``.
     options : dict
@@ -187,6 +190,7 @@ class SimulationResult:
     tol: float
     history: History | None = None
     options: dict = field(default_factory=dict)
+    converged_at: np.ndarray | None = None  # first step meeting the tolerance; -1 where never
 
     @property
     def shape(self) -> tuple:
@@ -216,8 +220,10 @@ class SimulationResult:
 
     def to_records(self) -> list[dict]:
         """One plain dict per configuration (row-major over the batch shape), JSON-ready: a value that is
-        not finite (only possible for a diverged configuration) is ``None``."""
+        not finite (only possible for a diverged configuration) is ``None``, and so are ``diverged_at`` and
+        ``converged_at`` where they did not happen."""
         distance = None if self.distance is None else self.distance.ravel()
+        converged_at = None if self.converged_at is None else self.converged_at.ravel()
         records = []
         for i, (eta, rho, seed, status, loss, gnorm, step) in enumerate(zip(
                 self.eta.ravel(), self.rho.ravel(), self.seed.ravel(), self.status.ravel(),
@@ -232,6 +238,7 @@ class SimulationResult:
                 "final_grad_norm": _finite_or_none(gnorm),
                 "final_distance": None if distance is None else _finite_or_none(distance[i]),
                 "diverged_at": None if step < 0 else int(step),
+                "converged_at": None if converged_at is None or converged_at[i] < 0 else int(converged_at[i]),
                 "steps": self.steps,
             })
         return records

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "samtheory"
 LAYERS = [
     {"_validation", "_limits", "_paths", "validation", "result"},
     {"methods", "problems", "datasets", "schedules"},
-    {"engine"},
+    {"engine", "_compiled", "_kernels"},
     {"theory", "stability", "convex", "torch"},
     {"plotting", "testing", "explorer", "figures", "_figures", "repository"},
     {"cli", "__main__"},

@@ -12,7 +12,7 @@ from .. import theory
 from .._limits import MAX_STEPS
 from ..engine import simulate
 from ..methods import BUILTIN_METHODS, resolve_method
-from ..problems import as_problem, Problem
+from ..problems import as_problem, LeastSquares, Problem, Quadratic
 from ..result import BOUNDED, CONVERGED, DIVERGED, STATUS_NAMES, Threshold, reasons
 from ._analytic import EDGES, analytic_critical_learning_rate
 
@@ -176,6 +176,32 @@ def _base(base) -> dict:
     return options
 
 
+#: Whether the measurements use the compiled path and early stop where they keep every status (a switch for
+#: benchmarks/bench_regime.py, which times both in one run).
+FAST_PATH = True
+
+
+def _early_stop_keeps_status(problem, spec, points, tol, options) -> bool:
+    r"""Whether stopping a run once ‖g(x_t)‖ ≤ tol·‖g(x_0)‖ provably leaves its status unchanged.
+
+    True for gd and usam, non-adaptive, without a base optimizer or schedule, on a problem with a linear
+    gradient (a quadratic form: Quadratic, LeastSquares), when every starting point has |λ_i z_i(0)| >
+    tol·‖g(x_0)‖ along every eigenvector with λ_i ≠ 0 (z = eigen-coordinates of x − x*). Then each term of
+    ‖g(x_t)‖² = Σ λ_i² z_i(0)² f_i^{2t} (f_i the rule's per-eigenvector factor) is monotone; meeting the
+    tolerance forces every |f_i| < 1, after which ‖g‖ only decreases, so the run is converged at T as well
+    (tests/test_early_stop.py). Not for sam, ssam, susam (not linear; measured there, not proven).
+    """
+    if spec.kind not in ("gd", "usam") or options.get("adaptive") or type(problem) not in (Quadratic, LeastSquares):
+        return False
+    if options.get("momentum") or options.get("weight_decay") or options.get("schedule") is not None:
+        return False
+    eigenvalues, vectors, center = problem.quadratic_form()
+    z = points - center if vectors is None else (points - center) @ vectors
+    components = np.abs(eigenvalues * z)
+    g0 = np.linalg.norm(components, axis=1, keepdims=True)
+    return bool(np.all((components > tol * g0) | (eigenvalues == 0)))
+
+
 class _Runner:
     """Runs batches of (η, ρ) for one problem and method from the rules' initial points; counts the work."""
 
@@ -198,6 +224,8 @@ class _Runner:
         self.options = {"adaptive": adaptive, "truncate": truncate, **_base(base)}
         if executor is not None:  # simulate checks it
             self.options["executor"] = executor
+        self.early_stop = FAST_PATH and _early_stop_keeps_status(problem, self.method, self.points, rules.tol,
+                                                                 self.options)
         self.config_steps = 0
 
     def run(self, eta, rho, steps, record_every=0):
@@ -206,8 +234,12 @@ class _Runner:
         shape = eta.shape + (len(self.points),)
         eta, rho = np.broadcast_to(eta[..., None], shape), np.broadcast_to(rho[..., None], shape)
         result = simulate(self.problem, self.method, eta, rho, steps=steps, x0=self.points, tol=self.rules.tol,
-                          divergence_factor=self.rules.divergence_factor, record_every=record_every, **self.options)
+                          divergence_factor=self.rules.divergence_factor, record_every=record_every,
+                          early_stop=self.early_stop and not record_every,
+                          backend="auto" if FAST_PATH else "numpy", **self.options)
         ran = np.where(result.diverged_at >= 0, np.minimum(result.diverged_at + 1, steps), steps)
+        if self.early_stop and not record_every:
+            ran = np.where(result.converged_at >= 0, np.minimum(result.converged_at + 1, ran), ran)
         self.config_steps += int(ran.sum())
         return result
 
