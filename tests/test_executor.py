@@ -151,7 +151,7 @@ def test_a_thread_executor_is_bit_identical_and_takes_unpicklable_rules():
     sam = st.methods.resolve_method("sam").rule
     rule = lambda x, gradient, eta, rho, **options: sam(x, gradient, eta, rho, **options)  # noqa: E731
     eta, rho = np.geomspace(1e-3, 0.05, 16), 0.1
-    reference = st.simulate(QUADRATIC, "sam", eta, rho, steps=100, basis="dense")
+    reference = st.simulate(QUADRATIC, "sam", eta, rho, steps=100, basis="dense", backend="numpy")  # as the rule runs
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         for executor in (None, pool):
             result = st.simulate(QUADRATIC, rule, eta, rho, steps=100, executor=executor, chunk_size=3)
