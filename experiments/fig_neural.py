@@ -7,7 +7,7 @@ claim on networks (docs/theory.md O5): StableSAM trains at learning rates where 
 method's sharpness settles at its own edge with momentum (GD 2(1 + β)/η, USAM's λ*, SAM's λ_edge(‖g‖);
 :func:`samtheory.theory.edge_sharpness`). Row 1: mean test accuracy (× a seed diverged or collapsed to
 chance); row 2: late λ_max over the predicted edge (median over seeds; dashed: over the edge at step γ̄η, the
-renormalized methods); row 3: λ_max during training (seed 0, at one learning rate) and the predicted edges.
+renormalized methods; stable runs only); row 3: λ_max during training (seed 0, at one learning rate) and the predicted edges.
 """
 
 from pathlib import Path
@@ -20,9 +20,9 @@ ORDER = 9
 DESCRIPTION = ("CNN on MNIST-1D, SGD momentum 0.9: test accuracy vs η and λ_max against each method's edge "
                "(O5, O12)")
 FULL = {"dataset": "mnist1d", "models": ["cnn"], "learning_rates": [0.03, 0.1, 0.2, 0.4], "seeds": [0, 1, 2],
-        "rhos": [0.05, 0.1], "epochs": 8, "batch_size": 128, "n_samples": 3000, "momentum": 0.9,
-        "weight_decay": 5e-4, "channels": 32, "sharpness_every": 24, "sharpness_samples": 128,
-        "hessian_samples": 256, "spectrum_seeds": 1, "hutchinson_probes": 16, "slq_steps": 30}
+        "rhos": [0.05, 0.1], "epochs": 6, "batch_size": 128, "n_samples": 3000, "momentum": 0.9,
+        "weight_decay": 5e-4, "channels": 32, "sharpness_every": 18, "sharpness_samples": 128,
+        "hessian_samples": 128, "spectrum_seeds": 1, "hutchinson_probes": 16, "slq_steps": 30}
 QUICK = {**FULL, "learning_rates": [0.1, 3.0], "seeds": [0], "rhos": [0.05], "epochs": 1, "n_samples": 600,
          "channels": 8, "sharpness_every": 2, "sharpness_samples": 32, "hessian_samples": 32, "hutchinson_probes": 4,
          "slq_steps": 8}
@@ -116,7 +116,7 @@ def plot(data, out_dir):
             for field, dashed in (("edge_ratio", False), ("edge_ratio_renormalized", True)):
                 if dashed and name not in ("ssam", "susam"):
                     continue
-                values = data[f"{name}_{field}"][r]
+                values = np.where(unstable, np.nan, data[f"{name}_{field}"][r])  # a dead network has λ ≈ 0
                 with np.errstate(all="ignore"):
                     median = np.array([np.nanmedian(v) if np.isfinite(v).any() else np.nan for v in values])
                 middle.plot(lr * offset, median, **{**style, "linestyle": "--" if dashed else style["linestyle"],
@@ -140,20 +140,20 @@ def plot(data, out_dir):
         middle.set_yscale("log")
         bottom.set_yscale("log")
         bottom.set_xlabel("step")
-        over = f" over {len(p['seeds'])} seeds" if len(p["seeds"]) > 1 else ""
-        plotting.panel_label(top, "abc"[0] + str(r + 1), f"$\\rho$ = {rho:g}: test accuracy (mean{over}); "
-                                                          "× diverged or collapsed")
-        plotting.panel_label(middle, "b" + str(r + 1), f"late $\\lambda_{{\\max}}$ / predicted edge (median{over})")
-        plotting.panel_label(bottom, "c" + str(r + 1), f"$\\lambda_{{\\max}}$ (solid) and edge (dashed), "
-                                                         f"$\\eta$ = {lr[column]:g}, seed {p['seeds'][0]}")
+        over = f", {len(p['seeds'])} seeds" if len(p["seeds"]) > 1 else ""
+        plotting.panel_label(top, f"a{r + 1}", f"$\\rho$ = {rho:g}: test accuracy (mean{over}); × failed")
+        plotting.panel_label(middle, f"b{r + 1}", f"late $\\lambda_{{\\max}}$/edge (median, stable runs)")
+        plotting.panel_label(bottom, f"c{r + 1}", f"$\\lambda_{{\\max}}$ and edge (--), $\\eta$ = {lr[column]:g}, "
+                                                  f"seed {p['seeds'][0]}")
     axes[0, 0].set_ylabel("test accuracy")
     axes[1, 0].set_ylabel("$\\lambda_{\\max}$ / edge")
     axes[2, 0].set_ylabel("$\\lambda_{\\max}$ of the loss")
     handles = [plotting.matplotlib_handle(name, markerfacecolor="none", label=_label(name)) for name in BUILTIN_METHODS]
-    fig.legend(handles=handles, loc="outside upper center", ncols=5, columnspacing=1.0,
+    fig.legend(handles=handles, loc="outside upper center", ncols=3, columnspacing=1.0,
                title=f"CNN, MNIST-1D ({int(data['n_train'])} train), SGD momentum {p['momentum']:g}, weight decay "
-                     f"{p['weight_decay']:g}, {p['epochs']} epochs; dashed in (b): edge at step $\\gamma\\eta$, "
-                     "dotted in (c): the same", title_fontsize=6)
+                     f"{p['weight_decay']:g}, {p['epochs']} epochs. × failed: a seed diverged or collapsed to chance;\n"
+                     "dashed in (b): over the edge at step $\\gamma\\eta$ (ssam, susam); dotted in (c): that edge",
+               title_fontsize=6)
     return plotting.save(fig, out_dir, "neural")
 
 

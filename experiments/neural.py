@@ -19,9 +19,11 @@ the steps since the last measurement. ``edge`` is the base's formula (ssam uses 
 ``edge_renormalized`` is the same formula at step γ̄η, γ̄ the mean renormalization factor over those steps
 (equal to ``edge`` for gd, sam, usam): whether StableSAM's renormalization moves the edge is whether the
 measured λ_max follows ``edge_renormalized`` rather than ``edge``. ``edge_ratio`` summarizes a run: the median
-of λ_max/edge over the measurements in the second half of training. At the end, for the runs of the first
-``spectrum_seeds`` seeds, the top eigenvalue (float64, tolerance 1e-4), the Hessian trace (Hutchinson) and
-the spectral density (stochastic Lanczos quadrature) of the loss on ``hessian_samples`` training samples.
+of λ_max/edge over the measurements in the second half of training (the last measurement is at the final parameters when
+``sharpness_every`` divides the number of steps). At the end, for the runs of the first ``spectrum_seeds``
+seeds only (a float64 spectrum costs more than training the network), the top eigenvalue (float64, tolerance
+1e-4), the Hessian trace (Hutchinson) and the spectral density (stochastic Lanczos quadrature) of the loss on
+``hessian_samples`` training samples.
 
 A run's ``status`` uses the engine's words: *diverged* at the first step whose minibatch loss is not finite or
 exceeds ``divergence_factor`` times the initial full training loss (checked at the end of each epoch, on the
@@ -55,8 +57,8 @@ the file written by ``output=`` and read by the neural figure::
          "final_train_loss": float | null,             # full training set, at the final parameters;
          "train_accuracy": float | null,               #   null where not finite
          "test_accuracy": float | null,
-         "top_hessian_eigenvalue": float | null,       # final λ_max (float64, hessian_samples samples);
-         "hessian_trace": float | null,                #   trace and its standard error (Hutchinson);
+         "top_hessian_eigenvalue": float | null,       # final λ_max (float64, hessian_samples samples),
+         "hessian_trace": float | null,                #   trace and its standard error (Hutchinson):
          "hessian_trace_error": float | null,          #   null if diverged, skipped, or not a spectrum seed
          "spectral_density": {"nodes": [float], "weights": [float]} | null,   # SLQ; weights sum to 1
          "edge_ratio": float | null,                   # median late λ_max / edge
@@ -134,9 +136,9 @@ COLLAPSED_MARGIN = 0.01
 
 #: ``samtheory neural`` (full run) and ``samtheory neural --quick`` (CPU, about a minute).
 DEFAULT_CONFIG = dict(dataset="mnist1d", models=("cnn",), methods=METHOD_NAMES,
-                      learning_rates=(0.03, 0.1, 0.2, 0.4), seeds=(0, 1, 2), rhos=(0.05, 0.1), epochs=8,
-                      batch_size=128, n_samples=3000, momentum=0.9, weight_decay=5e-4, sharpness_every=24,
-                      sharpness_samples=128, hessian_samples=256, spectrum_seeds=1, hutchinson_probes=16,
+                      learning_rates=(0.03, 0.1, 0.2, 0.4), seeds=(0, 1, 2), rhos=(0.05, 0.1), epochs=6,
+                      batch_size=128, n_samples=3000, momentum=0.9, weight_decay=5e-4, sharpness_every=18,
+                      sharpness_samples=128, hessian_samples=128, spectrum_seeds=1, hutchinson_probes=16,
                       slq_steps=30)
 QUICK_CONFIG = dict(dataset="mnist1d", models=("cnn",), methods=METHOD_NAMES, learning_rates=(0.1, 3.0),
                     seeds=(0,), rhos=(0.05,), epochs=2, batch_size=128, n_samples=1000, momentum=0.9,
@@ -262,18 +264,17 @@ def _all_finite(model) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-def _final_spectrum(model, inputs, labels, *, seed: int, spectrum: bool, probes: int, steps: int) -> dict:
-    """λ_max (float64) and, where ``spectrum``, the Hutchinson trace and the SLQ density of the loss."""
+def _final_spectrum(model, inputs, labels, *, seed: int, probes: int, steps: int) -> dict:
+    """λ_max, the Hutchinson trace and the SLQ density of the loss, in float64."""
     model64 = copy.deepcopy(model).to(torch.float64)
     inputs64 = inputs.to(torch.float64)
     loss_fn = lambda: _loss(model64, inputs64, labels)  # noqa: E731
     out = {"top_hessian_eigenvalue": _finite(top_hessian_eigenvalue(loss_fn, model64.parameters(), tol=FINAL_TOL,
                                                                      seed=seed))}
-    if spectrum:
-        trace, error = hessian_trace(loss_fn, model64.parameters(), probes=probes, seed=seed)
-        nodes, weights = hessian_spectral_density(loss_fn, model64.parameters(), steps=steps, seed=seed)
-        out.update(hessian_trace=_finite(trace), hessian_trace_error=_finite(error),
-                   spectral_density={"nodes": [float(v) for v in nodes], "weights": [float(v) for v in weights]})
+    trace, error = hessian_trace(loss_fn, model64.parameters(), probes=probes, seed=seed)
+    nodes, weights = hessian_spectral_density(loss_fn, model64.parameters(), steps=steps, seed=seed)
+    out.update(hessian_trace=_finite(trace), hessian_trace_error=_finite(error),
+               spectral_density={"nodes": [float(v) for v in nodes], "weights": [float(v) for v in weights]})
     return out
 
 
@@ -289,8 +290,8 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
 
     The building block of :func:`run_neural_validation`, which checks the grid's arguments once; here only the
     ones a run cannot do without are checked (``SAMOptimizer`` and ``build_model`` check the rest).
-    ``sharpness_every`` 0 or ``hessian_samples`` 0 skip the tracking or the final spectrum; ``spectrum`` adds
-    the trace and the density to the final λ_max.
+    ``sharpness_every`` 0 skips the tracking; ``spectrum`` (with ``hessian_samples`` > 0) computes the final
+    λ_max, trace and density.
     """
     lr = float(check.as_float_array("lr", lr, positive=True))
     epochs = check.as_positive_int("epochs", epochs)
@@ -388,9 +389,9 @@ def train_run(model_name: str, method: str, lr: float, seed: int, data: Dataset,
     spectra = {"top_hessian_eigenvalue": None, "hessian_trace": None, "hessian_trace_error": None,
                "spectral_density": None}
     finite_parameters = _all_finite(model)
-    if diverged_at is None and finite_parameters and hessian_samples > 0:
+    if spectrum and diverged_at is None and finite_parameters and hessian_samples > 0:
         spectra.update(_final_spectrum(model, x_train[:hessian_samples], y_train[:hessian_samples], seed=seed,
-                                       spectrum=spectrum, probes=hutchinson_probes, steps=slq_steps))
+                                       probes=hutchinson_probes, steps=slq_steps))
     completed = len(history["epoch"]) * steps_per_epoch
     if diverged_at is not None and not finite_parameters:
         train_loss = train_accuracy = test_accuracy = math.nan

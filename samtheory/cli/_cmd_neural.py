@@ -37,7 +37,7 @@ def add_arguments(parser):
     parser.add_argument("--seeds", type=seed_list, default=None, help="seeds, comma-separated (default: 0,1,2)")
     parser.add_argument("--rho", type=float_list, default=None, dest="rhos",
                         help="radii ρ, comma-separated; gd runs once (default: 0.05,0.1)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 8)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 6)")
     parser.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: 128)")
     parser.add_argument("--momentum", type=float, default=None,
                         help="SGD momentum β of the base optimizer (default: 0.9)")
@@ -48,13 +48,13 @@ def add_arguments(parser):
     parser.add_argument("--n-samples", type=int, default=None,
                         help="data set size before the 80/20 split (default: 3000)")
     parser.add_argument("--sharpness-every", type=int, default=None,
-                        help="steps between λ_max measurements during training, 0 to skip (default: 24)")
+                        help="steps between λ_max measurements during training, 0 to skip (default: 18)")
     parser.add_argument("--sharpness-samples", type=int, default=None,
                         help="training samples of the λ_max tracked during training (default: 128)")
     parser.add_argument("--hessian-samples", type=int, default=None,
-                        help="training samples of the final λ_max, trace and density, 0 to skip (default: 256)")
+                        help="training samples of the final λ_max, trace and density, 0 to skip (default: 128)")
     parser.add_argument("--spectrum-seeds", type=int, default=None,
-                        help="the first this many seeds also get the final trace and density (default: 1)")
+                        help="the first this many seeds get the final λ_max, trace and density (default: 1)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                         help="auto (CUDA if available; the default), cpu or cuda; --quick defaults to cpu")
     parser.add_argument("--dtype", choices=("float32", "float64", "bfloat16"), default="float32",
