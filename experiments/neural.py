@@ -30,7 +30,7 @@ exceeds ``divergence_factor`` times the initial full training loss (checked at t
 device; training stops there and the final values are measured there); otherwise *converged* if the final
 full training loss is at most a tenth of the initial one, else *bounded*. A finite run *collapsed* when its
 final full training loss is no better than the uniform guess's ln 10 (at least ln 10 − 0.01): with momentum 0.9
-a network past its edge typically dies this way (its ReLUs switch off) instead of diverging, so the stability
+a network past its edge typically dies this way (its output turns constant) instead of diverging, so the stability
 table counts both.
 
 JSON schema (``schema = "samtheory.neural/2"``; /1 had one ρ, no momentum default, no sharpness trajectory),
