@@ -25,6 +25,7 @@ function                                  ora.  formula
 :func:`sam_step_decay_landing`            O18   a(1 − 2G): SAM one step after η → Gη on its 2-cycle
 :func:`gd_worst_case_bound`               O9    L R²/(4Nh + 2), h = ηL
 :func:`analytic_expansivity`              O10   HRS constants of GD, USAM's (1 + ηβ(1 + ρβ))
+:func:`edge_sharpness`                    O12   λ at each method's edge with momentum β, weight decay w, γ
 ========================================  ====  ========================================================
 """
 
@@ -42,7 +43,7 @@ __all__ = [
     "sam_cycle_amplitude", "sam_edge", "GammaBounds", "renormalization_bounds", "asymptotic_rate",
     "gd_worst_case_bound", "analytic_expansivity", "base_optimizer_critical_learning_rate", "heavy_ball_rate",
     "usam_expansivity", "sam_cycle_suboptimality", "usam_expansivity_fraction",
-    "usam_uniform_stability_bound", "sam_step_decay_landing",
+    "usam_uniform_stability_bound", "sam_step_decay_landing", "edge_sharpness",
 ]
 
 
@@ -777,3 +778,65 @@ def sam_noise_loss(eta, rho, lam, sigma):
     spread = (sigma + 2.0 * rho * lam / 3.0) ** 2
     with np.errstate(all="ignore"):
         return np.where(valid, floor + eta * spread / np.where(valid, margin, 1.0), np.nan)
+
+
+# -- O12: the edges of stability with momentum (the sharpness each method tolerates) ---------------------------
+
+def edge_sharpness(method, eta, rho=0.0, *, momentum=0.0, nesterov: bool = False, weight_decay=0.0,
+                   grad_norm=None, gamma=1.0):
+    r"""O12 with O15: the largest sharpness λ at which ``method`` is stable, with SGD's momentum and weight decay.
+
+    The heavy ball with coupled weight decay w is stable along a descent curvature a iff a + w < c with
+    c = 2(1 + β)/η (Nesterov: 2(1 + β)/((1 + 2β)η)), the inverse of :func:`base_optimizer_critical_learning_rate`.
+    The descent curvature of an eigenvalue λ is λ (``gd``), A(λ, ρ) = λ(1 + ρλ) (``usam``, O2) or, with ‖g‖
+    frozen, λ(1 + ρλ/‖g‖) (``sam``, O3). So the edge is c − w for ``gd``, :func:`usam_max_stable_sharpness` at
+    (2/(c − w), ρ) for ``usam`` and :func:`sam_edge` at (2/(c − w), ρ, ‖g‖) for ``sam``: at β = w = 0 these are
+    2/η, λ*(η, ρ) and λ_edge(η, ρ, ‖g‖). The renormalized methods scale the descent gradient by γ; with γ frozen
+    they are their bases at step γη: ``susam`` is ``usam``'s formula and ``ssam`` is ``sam``'s at γη (γ = 1,
+    the default, gives the base's edge). Where c ≤ w no positive sharpness is stable: 0.
+
+    Parameters
+    ----------
+    method : str or MethodSpec
+        A method of known structure (``gd``, ``sam``, ``usam``, ``ssam``, ``susam``).
+    eta : array_like
+        Learning rate(s) η > 0.
+    rho : array_like, optional
+        Radius ρ >= 0 (default 0; ignored for ``gd``).
+    momentum : array_like, optional
+        β ∈ [0, 1) (default 0).
+    nesterov : bool, optional
+        Nesterov's variant (default False).
+    weight_decay : array_like, optional
+        Coupled weight decay w >= 0 (default 0).
+    grad_norm : array_like, optional
+        ‖g(x)‖ >= 0, required for ``sam`` and ``ssam``.
+    gamma : array_like, optional
+        The renormalization factor γ > 0 of ``ssam``/``susam`` (default 1; must be 1 for the others).
+
+    Returns
+    -------
+    ndarray
+        The edge λ, the broadcast shape of the arguments.
+    """
+    kind = _builtin_kind(method, "the edge of stability")
+    eta = check.as_float_array("eta", eta, positive=True)
+    rho = check.as_float_array("rho", rho, nonnegative=True)
+    momentum, nesterov, weight_decay = _base_arguments(momentum, nesterov, weight_decay)
+    gamma = check.as_float_array("gamma", gamma, positive=True)
+    if kind in ("gd", "sam", "usam") and not np.all(gamma == 1):
+        raise ValueError(f"gamma must be 1 for {kind}, which does not renormalize, got {check._show(gamma)}")
+    damping = 1.0 + 2.0 * momentum if nesterov else 1.0
+    with np.errstate(over="ignore", divide="ignore"):
+        curvature = 2.0 * (1.0 + momentum) / (damping * gamma * eta) - weight_decay / gamma
+    stable = curvature > 0
+    step = 2.0 / np.where(stable, curvature, 1.0)  # the plain (β = w = 0) step with the same edge
+    if kind == "gd":
+        edge = np.broadcast_to(curvature, np.broadcast_shapes(curvature.shape, rho.shape))
+    elif kind in ("usam", "susam"):
+        edge = usam_max_stable_sharpness(step, rho)
+    else:
+        if grad_norm is None:
+            raise ValueError(f"grad_norm is required for {kind}: its edge depends on ‖g(x)‖, got None")
+        edge = sam_edge(step, rho, grad_norm)
+    return np.where(stable, edge, 0.0)
