@@ -270,30 +270,23 @@ def test_hostile_arguments_raise_naming_them_or_give_a_clean_result(name, data):
 
 # Each was an overflow/underflow RuntimeWarning or an unchecked argument before the closed forms moved to
 # samtheory/theory.py and the bisection checked its arguments first.
-_ANALYTIC = _MEASURED = _CLOSED_FORM = ""
 _CRITICAL = dict(problem=Q3, method="gd", rho=0.0, steps=20, n_points=2)
 
 
-def _pending(call, reason, id_):
-    return pytest.param(call, id=id_)  # reason: what leaked, kept in the list below
-
-
 @pytest.mark.parametrize("call", [
-    _pending(lambda: stability.analytic_critical_learning_rate("usam", [1e300], 0.1), _ANALYTIC, "usam-threshold-1e300"),
-    _pending(lambda: stability.usam_critical_learning_rate(1e300, 0.1), _ANALYTIC, "usam-critical-1e300"),
-    _pending(lambda: stability.sam_edge(1e300, 0.1, 1e300), _ANALYTIC, "sam-edge-1e300"),
-    _pending(lambda: stability.gd_critical_learning_rate(2.2e-309), _ANALYTIC, "gd-critical-subnormal"),
-    _pending(lambda: stability.usam_max_stable_sharpness(2.2e-311, 0.1), _ANALYTIC, "usam-sharpness-subnormal"),
-    _pending(lambda: _attack(stability.analytic_critical_learning_rate, dict(method="usam", eigenvalues=[1.0], rho=0.1),
-                             "adaptive", np.array([True, False])), _ANALYTIC + ": adaptive is not checked",
-             "analytic-adaptive-array"),
-    _pending(lambda: _attack(stability.critical_learning_rate, _CRITICAL, "rtol", 1e-300), _MEASURED,
-             "critical-rtol-1e-300"),
-    _pending(lambda: _attack(stability.critical_learning_rate, _CRITICAL, "problem", "quadratic"),
-             _MEASURED + ": problem is not checked first", "critical-problem-str"),
-    _pending(lambda: stability.analytic_expansivity("usam", 1e308, 1e308, beta=1e308), _CLOSED_FORM,
-             "expansivity-1e308"),
-    _pending(lambda: pep.gd_worst_case_bound(1e300, steps=2), _CLOSED_FORM, "pep-bound-1e300"),
+    pytest.param(lambda: stability.analytic_critical_learning_rate("usam", [1e300], 0.1), id="usam-threshold-1e300"),
+    pytest.param(lambda: stability.usam_critical_learning_rate(1e300, 0.1), id="usam-critical-1e300"),
+    pytest.param(lambda: stability.sam_edge(1e300, 0.1, 1e300), id="sam-edge-1e300"),
+    pytest.param(lambda: stability.gd_critical_learning_rate(2.2e-309), id="gd-critical-subnormal"),
+    pytest.param(lambda: stability.usam_max_stable_sharpness(2.2e-311, 0.1), id="usam-sharpness-subnormal"),
+    pytest.param(lambda: _attack(stability.analytic_critical_learning_rate,
+                                 dict(method="usam", eigenvalues=[1.0], rho=0.1), "adaptive", np.array([True, False])),
+                 id="analytic-adaptive-array"),  # adaptive was not checked
+    pytest.param(lambda: _attack(stability.critical_learning_rate, _CRITICAL, "rtol", 1e-300), id="critical-rtol-1e-300"),
+    pytest.param(lambda: _attack(stability.critical_learning_rate, _CRITICAL, "problem", "quadratic"),
+                 id="critical-problem-str"),  # problem was not checked first
+    pytest.param(lambda: stability.analytic_expansivity("usam", 1e308, 1e308, beta=1e308), id="expansivity-1e308"),
+    pytest.param(lambda: pep.gd_worst_case_bound(1e300, steps=2), id="pep-bound-1e300"),
 ])
 def test_former_leaks_stay_fixed(call):
     with warnings.catch_warnings():
