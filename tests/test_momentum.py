@@ -324,3 +324,13 @@ def test_o18_halving_lands_on_the_sharp_minimizer_and_sam_moves_to_the_flat_cycl
 def test_cli_bad_base_optimizer_flags(cli_error, command, flags, message):
     line = cli_error([*command.split(), "--steps", "20", *flags.split()])
     assert message in line
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ((-0.015, 0.05, 100.0, 0.5), "eta must be > 0"),
+    ((0.015, -0.05, 100.0, 0.5), "rho must be >= 0"),
+    ((0.015, 0.05, 100.0, "half"), "factor must be a real number"),
+])
+def test_sam_step_decay_landing_refuses_bad_input_naming_it(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        st.theory.sam_step_decay_landing(*arguments)

@@ -360,3 +360,9 @@ def test_hostile_arguments_are_refused_naming_them_or_give_a_clean_result(name, 
     values = values or [result]
     for value in values:
         assert not np.any(np.isnan(np.asarray(value, dtype=float))) or name in ("mean_square",)
+
+
+@pytest.mark.parametrize("arguments, message", [((-1.0, 0.1), "lam must be > 0"), ((1.0, "x"), "rho must be a real number")])
+def test_sam_noise_floor_refuses_bad_input_naming_it(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        st.theory.sam_noise_floor(*arguments)
